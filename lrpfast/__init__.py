@@ -1,0 +1,30 @@
+"""lrpfast: fast Layer-wise Relevance Propagation for dense networks.
+
+>>> import lrpfast as lf
+>>> net = lf.Network((1, 6, 6), [lf.Dense(16, "relu"), lf.Dense(2), lf.SoftMax()], seed=0)
+>>> e = lf.explain(net, np.ones((1, 6, 6)), rule="epsilon")
+"""
+
+try:
+    from . import _kernels  # noqa: F401  (compiled; no pure-Python fallback)
+except ImportError as exc:  # pragma: no cover - depends on the build
+    raise ImportError(
+        "lrpfast's compiled kernels (lrpfast._kernels) are missing or broken "
+        f"({exc}). Build them with `pip install .` from the source tree (needs a "
+        "C compiler), or `python setup.py build_ext --inplace` for development."
+    ) from exc
+
+from .explain import BatchExplanation, Boundary, Explanation, explain, explain_batch
+from .layers import (Activation, Dense, Dropout, Flatten, Identity, Layer, LayerNorm,
+                     ReLU, Sigmoid, SoftMax, Tanh)
+from .network import Network, load
+from .rules import AlphaBeta, Epsilon, Gamma, Rule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activation", "AlphaBeta", "BatchExplanation", "Boundary", "Dense", "Dropout",
+    "Epsilon", "Explanation", "Flatten", "Gamma", "Identity", "Layer", "LayerNorm",
+    "Network", "ReLU", "Rule", "Sigmoid", "SoftMax", "Tanh", "explain",
+    "explain_batch", "load", "__version__",
+]

@@ -1,0 +1,591 @@
+# cython: language_level=3
+"""Typed kernels of lrpfast: dense forward pass and LRP redistributions.
+
+Math (DESIGN §3), for a dense layer with input ``a`` (n), weights ``W``
+(n x m, row-major, ``W[i, j]`` from input i to output j), bias ``b`` (m) and
+upper relevance ``R`` (m):
+
+* epsilon / gamma: ``w' = w + gamma*max(w, 0)`` (gamma = 0: epsilon),
+  ``s'_j = sum_i a_i w'_ij``, ``d_j = s'_j`` or ``s'_j + b'_j`` (absorb_bias),
+  ``q_j = R_j / (d_j + eps*sgn(d_j))``, ``R_i = a_i sum_j w'_ij q_j``.
+* alpha-beta: ``c_ij = a_i w_ij``, ``P_j = sum_i max(c_ij, 0)`` (+ max(b_j, 0)),
+  ``N_j = sum_i min(c_ij, 0)`` (+ min(b_j, 0)),
+  ``R_i = sum_j R_j (alpha max(c_ij,0)/P_j - beta min(c_ij,0)/N_j)``; a zero
+  denominator gives a zero term and, when ``R_j != 0``, a degenerate neuron.
+
+Every kernel is a plain loop over ``a_i * w_ij`` that never builds an n x m
+array; helpers are ``noexcept nogil`` and nothing raises inside them.  Inputs
+are validated in Python before they get here.
+
+The "shares" of a boundary are ``[bias, stabiliser, degenerate, n_degenerate]``:
+the relevance absorbed by the bias, by the stabiliser, and lost at degenerate
+neurons.  They add up to ``sum(R_out) - sum(R_in)``.
+"""
+
+cimport cython
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport exp, sqrt, tanh
+from libc.stdlib cimport free, malloc
+
+# Activation codes (layers.ACT_CODES).
+cdef enum:
+    ACT_LINEAR = 0
+    ACT_RELU = 1
+    ACT_TANH = 2
+    ACT_SIGMOID = 3
+
+# Forward-pass side products a rule needs (see _dense_forward).
+cdef enum:
+    PREP_NONE = 0    # epsilon: s = a @ W is all it needs
+    PREP_GAMMA = 1   # gamma: s1 = a @ W'
+    PREP_AB = 2      # alpha-beta: s1 = P, s2 = N
+
+# Rule codes (rules.CODE_*).
+cdef enum:
+    RULE_NONE = -1
+    RULE_EPSILON = 0
+    RULE_ALPHA_BETA = 1
+
+# Layer operations of a Plan.
+cdef enum:
+    OP_ALIAS = 0      # Identity, Dropout (inference), Flatten: output is the input
+    OP_DENSE = 1
+    OP_ACT = 2
+    OP_SOFTMAX = 3
+    OP_LAYERNORM = 4
+
+# Columns of the per-boundary statistics (explain.SUM_IN, ...).
+cdef enum:
+    ST_SUM_IN = 0
+    ST_SUM_OUT = 1
+    ST_SHARES = 2     # bias, stabiliser, degenerate share, n degenerate
+    N_STATS = 6
+
+PREP_CODES = {"none": PREP_NONE, "gamma": PREP_GAMMA, "alpha-beta": PREP_AB}
+OP_CODES = {"alias": OP_ALIAS, "dense": OP_DENSE, "act": OP_ACT,
+            "softmax": OP_SOFTMAX, "layernorm": OP_LAYERNORM}
+
+
+# --------------------------------------------------------------------------
+# Building blocks (shared by the single-probe walk and the batch kernels)
+# --------------------------------------------------------------------------
+
+cdef inline floating _activate(floating z, int code) noexcept nogil:
+    if code == ACT_RELU:
+        return z if z > 0 else 0
+    elif code == ACT_TANH:
+        return <floating>tanh(z)
+    elif code == ACT_SIGMOID:
+        # 0.5 * (1 + tanh(z / 2)): the logistic function without overflow
+        return <floating>(0.5 * (1.0 + tanh(0.5 * z)))
+    return z
+
+
+cdef void _dense_forward(const floating* a, const floating* W, const floating* b,
+                         Py_ssize_t n, Py_ssize_t m, int act, int prep, double gam,
+                         floating* s, floating* out, floating* s1,
+                         floating* s2) noexcept nogil:
+    """s = a @ W, out = act(s + b), plus what the rule needs, in one pass over W.
+
+    PREP_GAMMA: s1 = a @ W' with W' = W + gam*max(W, 0).
+    PREP_AB:    s1 = sum_i max(a_i W_ij, 0) (P), s2 = sum_i min(a_i W_ij, 0) (N).
+    Rows with a_i == 0 (common after a ReLU) contribute nothing and are skipped.
+    """
+    cdef Py_ssize_t i, j
+    cdef floating ai, w, c
+    cdef floating g = <floating>gam
+    cdef const floating* row
+    for j in range(m):
+        s[j] = 0
+    if prep != PREP_NONE:
+        for j in range(m):
+            s1[j] = 0
+    if prep == PREP_AB:
+        for j in range(m):
+            s2[j] = 0
+    for i in range(n):
+        ai = a[i]
+        if ai == 0:
+            continue
+        row = W + i * m
+        if prep == PREP_NONE:
+            for j in range(m):
+                s[j] += ai * row[j]                     # s += a_i * W[i, :]
+        elif prep == PREP_GAMMA:
+            for j in range(m):
+                w = row[j]
+                s[j] += ai * w
+                s1[j] += ai * (w + g * (w if w > 0 else 0))   # s1 += a_i * W'[i, :]
+        else:
+            for j in range(m):
+                c = ai * row[j]
+                s[j] += c
+                s1[j] += c if c > 0 else 0                # P += max(c, 0)
+                s2[j] += c if c < 0 else 0                # N += min(c, 0)
+    for j in range(m):
+        out[j] = _activate(s[j] + b[j], act)
+
+
+cdef void _eps_q_row(const floating* s, const floating* b, Py_ssize_t m, double eps,
+                     double gam, bint absorb, const floating* R, floating* q,
+                     double* shares) noexcept nogil:
+    """q_j = R_j / (d_j + eps*sgn(d_j)) with d_j = s_j (+ b'_j); add the shares."""
+    cdef Py_ssize_t j
+    cdef double d, bj, st, qj, bias_sh = 0.0, stab_sh = 0.0
+    for j in range(m):
+        d = s[j]
+        if absorb:
+            bj = b[j]
+            if bj > 0:
+                bj = bj + gam * bj                  # b' = b + gamma*max(b, 0)
+            d = d + bj
+        st = eps if d >= 0 else -eps                # sgn(0) = +1
+        qj = R[j] / (d + st)
+        q[j] = <floating>qj
+        if absorb:
+            bias_sh += bj * qj
+        stab_sh += st * qj
+    shares[0] += bias_sh
+    shares[1] += stab_sh
+
+
+cdef void _ab_q_row(const floating* P, const floating* N, const floating* b,
+                    Py_ssize_t m, double alpha, double beta, bint absorb,
+                    const floating* R, floating* qp, floating* qn,
+                    double* shares) noexcept nogil:
+    """qp_j = alpha R_j / P_j and qn_j = -beta R_j / N_j (0 where the denominator is 0).
+
+    qn is stored negated, so the backward sum is sum_j w_ij * (qp_j or qn_j).
+    """
+    cdef Py_ssize_t j
+    cdef double p, nn, bp, bn, rj, qpj, qnj
+    cdef double bias_sh = 0.0, deg_sh = 0.0, n_deg = 0.0
+    for j in range(m):
+        p = P[j]
+        nn = N[j]
+        bp = 0.0
+        bn = 0.0
+        if absorb:
+            bp = b[j] if b[j] > 0 else 0.0
+            bn = b[j] if b[j] < 0 else 0.0
+            p = p + bp
+            nn = nn + bn
+        rj = R[j]
+        qpj = alpha * rj / p if p != 0 else 0.0
+        qnj = beta * rj / nn if nn != 0 else 0.0
+        qp[j] = <floating>qpj
+        qn[j] = <floating>(-qnj)
+        bias_sh += qpj * bp - qnj * bn
+        if rj != 0 and (p == 0 or (nn == 0 and beta != 0)):
+            # what reaches the inputs is R_j (alpha [P != 0] - beta [N != 0])
+            n_deg += 1
+            deg_sh += rj * (1.0 - (alpha if p != 0 else 0.0) + (beta if nn != 0 else 0.0))
+    shares[0] += bias_sh
+    shares[2] += deg_sh
+    shares[3] += n_deg
+
+
+cdef inline floating _dot(const floating* x, const floating* y,
+                          Py_ssize_t m) noexcept nogil:
+    """sum_j x_j y_j with four partial sums (independent chains for the FPU)."""
+    cdef Py_ssize_t j
+    cdef floating t0 = 0, t1 = 0, t2 = 0, t3 = 0
+    cdef Py_ssize_t m4 = m - m % 4
+    for j in range(0, m4, 4):
+        t0 += x[j] * y[j]
+        t1 += x[j + 1] * y[j + 1]
+        t2 += x[j + 2] * y[j + 2]
+        t3 += x[j + 3] * y[j + 3]
+    for j in range(m4, m):
+        t0 += x[j] * y[j]
+    return (t0 + t1) + (t2 + t3)
+
+
+cdef void _eps_backward(const floating* a, const floating* W, Py_ssize_t n,
+                        Py_ssize_t m, double gam, const floating* q,
+                        floating* Rin) noexcept nogil:
+    """R_in_i = a_i * sum_j W'_ij q_j   (R_in = a * (q @ W'.T))."""
+    cdef Py_ssize_t i, j
+    cdef floating ai, w, acc
+    cdef floating g = <floating>gam
+    cdef const floating* row
+    for i in range(n):
+        ai = a[i]
+        if ai == 0:
+            Rin[i] = 0
+            continue
+        row = W + i * m
+        if gam == 0:
+            Rin[i] = ai * _dot(row, q, m)
+        else:
+            acc = 0
+            for j in range(m):
+                w = row[j]
+                acc += (w + g * (w if w > 0 else 0)) * q[j]
+            Rin[i] = ai * acc
+
+
+cdef void _ab_backward(const floating* a, const floating* W, Py_ssize_t n,
+                       Py_ssize_t m, const floating* qp, const floating* qn,
+                       floating* Rin) noexcept nogil:
+    """R_in_i = sum_j c_ij * (qp_j if c_ij > 0 else qn_j), c_ij = a_i W_ij.
+
+    The sign of c_ij is the sign of W_ij for a_i > 0 and the opposite for a_i < 0.
+    """
+    cdef Py_ssize_t i, j
+    cdef floating ai, w, acc
+    cdef const floating* row
+    cdef const floating* up
+    cdef const floating* dn
+    for i in range(n):
+        ai = a[i]
+        if ai == 0:
+            Rin[i] = 0
+            continue
+        row = W + i * m
+        if ai > 0:
+            up = qp
+            dn = qn
+        else:
+            up = qn
+            dn = qp
+        acc = 0
+        for j in range(m):
+            w = row[j]
+            acc += w * (up[j] if w > 0 else dn[j])
+        Rin[i] = ai * acc
+
+
+# --------------------------------------------------------------------------
+# Single-layer entry points (one probe; used by tests and as building blocks)
+# --------------------------------------------------------------------------
+
+def dense_forward(const floating[::1] a, const floating[:, ::1] W,
+                  const floating[::1] b, int act, floating[::1] z, floating[::1] out):
+    """z = a @ W + b and out = act(z) for one probe (act: layers.ACT_CODES)."""
+    cdef Py_ssize_t n = W.shape[0], m = W.shape[1], j
+    with nogil:
+        _dense_forward(&a[0], &W[0, 0], &b[0], n, m, act, PREP_NONE, 0.0,
+                       &z[0], &out[0], <floating*>NULL, <floating*>NULL)
+        for j in range(m):
+            z[j] = z[j] + b[j]
+
+
+def dense_backward(const floating[::1] a, const floating[:, ::1] W,
+                   const floating[::1] b, const floating[::1] z,
+                   const floating[::1] R, int code, double p1, double p2,
+                   bint absorb, floating[::1] R_in):
+    """One dense boundary for one probe; returns the shares tuple.
+
+    code 0 (epsilon/gamma): p1 = eps, p2 = gamma.  code 1 (alpha-beta):
+    p1 = alpha, p2 = beta.  ``z`` is the pre-activation ``a @ W + b``; the
+    bias-free sums the rules need are recomputed from ``a`` and ``W``.
+    """
+    cdef Py_ssize_t n = W.shape[0], m = W.shape[1]
+    cdef double shares[4]
+    cdef int t
+    for t in range(4):
+        shares[t] = 0.0
+    cdef floating* buf = <floating*>malloc(5 * m * sizeof(floating))
+    if buf == NULL:
+        raise MemoryError()
+    cdef floating* s = buf
+    cdef floating* s1 = buf + m
+    cdef floating* s2 = buf + 2 * m
+    cdef floating* q1 = buf + 3 * m
+    cdef floating* q2 = buf + 4 * m
+    try:
+        with nogil:
+            if code == RULE_ALPHA_BETA:
+                _dense_forward(&a[0], &W[0, 0], &b[0], n, m, ACT_LINEAR, PREP_AB,
+                               0.0, s, q1, s1, s2)
+                _ab_q_row(s1, s2, &b[0], m, p1, p2, absorb, &R[0], q1, q2, shares)
+                _ab_backward(&a[0], &W[0, 0], n, m, q1, q2, &R_in[0])
+            else:
+                _dense_forward(&a[0], &W[0, 0], &b[0], n, m, ACT_LINEAR,
+                               PREP_GAMMA if p2 != 0 else PREP_NONE, p2, s, q1, s1, s2)
+                _eps_q_row(s1 if p2 != 0 else s, &b[0], m, p1, p2, absorb, &R[0],
+                           q1, shares)
+                _eps_backward(&a[0], &W[0, 0], n, m, p2, q1, &R_in[0])
+    finally:
+        free(buf)
+    return shares[0], shares[1], shares[2], shares[3]
+
+
+# --------------------------------------------------------------------------
+# Batch element-wise kernels (the matrix products are BLAS calls in Python)
+# --------------------------------------------------------------------------
+
+def epsilon_q(const floating[:, ::1] S, const floating[::1] b,
+              const floating[:, ::1] R, double eps, double gam, bint absorb,
+              floating[:, ::1] Q, double[:, ::1] shares, int n_threads=1):
+    """Q = R / (D + eps*sgn(D)), D = S (+ b'), row by row; shares[:, 0:2] += ."""
+    cdef Py_ssize_t r, B = S.shape[0], m = S.shape[1]
+    for r in prange(B, nogil=True, schedule="static", num_threads=n_threads):
+        _eps_q_row(&S[r, 0], &b[0], m, eps, gam, absorb, &R[r, 0], &Q[r, 0],
+                   &shares[r, 0])
+
+
+def alpha_beta_q(const floating[:, ::1] P, const floating[:, ::1] N,
+                 const floating[::1] b, const floating[:, ::1] R, double alpha,
+                 double beta, bint absorb, floating[:, ::1] QP, floating[:, ::1] QN,
+                 double[:, ::1] shares, int n_threads=1):
+    """QP = alpha R / P, QN = -beta R / N (0 on zero denominators), row by row."""
+    cdef Py_ssize_t r, B = P.shape[0], m = P.shape[1]
+    for r in prange(B, nogil=True, schedule="static", num_threads=n_threads):
+        _ab_q_row(&P[r, 0], &N[r, 0], &b[0], m, alpha, beta, absorb, &R[r, 0],
+                  &QP[r, 0], &QN[r, 0], &shares[r, 0])
+
+
+# --------------------------------------------------------------------------
+# The whole network for one probe, in one call
+# --------------------------------------------------------------------------
+
+@cython.final
+cdef class Plan:
+    """A network and its rules, flattened into C arrays for explain_single.
+
+    Built once per (network version, rules, bias mode) by ``explain.py`` and
+    cached there; it keeps the parameter arrays alive.  Read-only after
+    construction, so one plan serves many threads.
+
+    Parameters
+    ----------
+    specs : list of tuple
+        Per layer ``(op, act, rule_code, p1, p2, n_in, n_out, W, b, ln_eps)``
+        with ``op``/``act``/``rule_code`` from ``OP_CODES``, ``ACT_CODES``,
+        ``rules.CODE_*`` (-1 for no rule); ``W``/``b`` the layer's
+        parameters (LayerNorm: gain and bias) or None.
+    double : bool
+        float64 (True) or float32 parameters.
+    absorb : bool
+        The bias mode.
+    logit_layer : int
+        k such that the logits are the activation a_k (input of layer k).
+    """
+
+    cdef readonly int n_layers
+    cdef readonly bint double
+    cdef readonly bint absorb
+    cdef readonly int logit_layer
+    cdef readonly Py_ssize_t n_input, n_output
+    cdef int* op
+    cdef int* act
+    cdef int* code
+    cdef int* prep
+    cdef double* p1
+    cdef double* p2
+    cdef double* ln_eps
+    cdef Py_ssize_t* n_in
+    cdef Py_ssize_t* n_out
+    cdef Py_ssize_t* off      # per layer: offset of its scratch in the workspace
+    cdef char** W
+    cdef char** b
+    cdef Py_ssize_t ws_size, max_width
+    cdef list _keep
+
+    def __cinit__(self, list specs, bint double, bint absorb, int logit_layer):
+        cdef int L = len(specs)
+        self.n_layers = L
+        self.op = <int*>malloc(4 * L * sizeof(int))
+        self.p1 = <double*>malloc(3 * L * sizeof(double))
+        self.n_in = <Py_ssize_t*>malloc(3 * L * sizeof(Py_ssize_t))
+        self.W = <char**>malloc(2 * L * sizeof(char*))
+        if self.op == NULL or self.p1 == NULL or self.n_in == NULL or self.W == NULL:
+            raise MemoryError()
+        self.act = self.op + L
+        self.code = self.op + 2 * L
+        self.prep = self.op + 3 * L
+        self.p2 = self.p1 + L
+        self.ln_eps = self.p1 + 2 * L
+        self.n_out = self.n_in + L
+        self.off = self.n_in + 2 * L
+        self.b = self.W + L
+        self.double = double
+        self.absorb = absorb
+        self.logit_layer = logit_layer
+        self._keep = []
+        cdef Py_ssize_t ws = 0, width = 0
+        cdef int k
+        for k in range(L):
+            (op, act, code, p1, p2, n_in, n_out, W, b, ln_eps) = specs[k]
+            self.op[k] = op
+            self.act[k] = act
+            self.code[k] = code
+            self.p1[k] = p1
+            self.p2[k] = p2
+            self.ln_eps[k] = ln_eps
+            self.n_in[k] = n_in
+            self.n_out[k] = n_out
+            width = max(width, n_in, n_out)
+            if code == RULE_ALPHA_BETA:
+                self.prep[k] = PREP_AB
+            elif code == RULE_EPSILON and p2 != 0:
+                self.prep[k] = PREP_GAMMA
+            else:
+                self.prep[k] = PREP_NONE
+            self.W[k] = self._address(W)
+            self.b[k] = self._address(b)
+            self.off[k] = ws
+            # output, plus for Dense: s and two rule side products
+            if op == OP_DENSE:
+                ws += 4 * n_out
+            elif op != OP_ALIAS:
+                ws += n_out
+        self.ws_size = ws
+        self.max_width = width
+        self.n_input = self.n_in[0]
+        self.n_output = self.n_out[L - 1]
+
+    cdef char* _address(self, arr) except? NULL:
+        cdef const float[::1] f
+        cdef const double[::1] d
+        if arr is None:
+            return NULL
+        self._keep.append(arr)
+        flat = arr.reshape(-1)
+        if self.double:
+            d = flat
+            return <char*>&d[0]
+        f = flat
+        return <char*>&f[0]
+
+    def __dealloc__(self):
+        free(self.op)
+        free(self.p1)
+        free(self.n_in)
+        free(self.W)
+
+
+cdef inline double _sum(const floating* x, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double t = 0.0
+    for i in range(n):
+        t += x[i]
+    return t
+
+
+cdef void _layer_forward(Plan plan, int k, const floating* a, floating* ws,
+                         floating** out_ptr) noexcept nogil:
+    cdef Py_ssize_t i, n = plan.n_in[k], m = plan.n_out[k]
+    cdef floating* out = ws + plan.off[k]
+    cdef const floating* g
+    cdef const floating* bb
+    cdef double mx, tot, mu, var
+    cdef int op = plan.op[k]
+    if op == OP_ALIAS:
+        out_ptr[0] = <floating*>a
+        return
+    out_ptr[0] = out
+    if op == OP_DENSE:
+        # workspace: out | s | s1 | s2
+        _dense_forward(a, <const floating*>plan.W[k], <const floating*>plan.b[k],
+                       n, m, plan.act[k], plan.prep[k], plan.p2[k],
+                       out + m, out, out + 2 * m, out + 3 * m)
+    elif op == OP_ACT:
+        for i in range(m):
+            out[i] = _activate(a[i], plan.act[k])
+    elif op == OP_SOFTMAX:
+        mx = a[0]
+        for i in range(m):
+            if a[i] > mx:
+                mx = a[i]
+        tot = 0.0
+        for i in range(m):
+            tot += exp(a[i] - mx)
+        for i in range(m):
+            out[i] = <floating>(exp(a[i] - mx) / tot)
+    elif op == OP_LAYERNORM:
+        g = <const floating*>plan.W[k]
+        bb = <const floating*>plan.b[k]
+        mu = _sum(a, m) / m
+        var = 0.0
+        for i in range(m):
+            var += (a[i] - mu) * (a[i] - mu)
+        var = 1.0 / sqrt(var / m + plan.ln_eps[k])
+        for i in range(m):
+            out[i] = <floating>((a[i] - mu) * var * g[i] + bb[i])
+
+
+def explain_single(Plan plan, const floating[::1] x, long forced,
+                   floating[::1] relevance, floating[::1] output,
+                   double[:, ::1] stats):
+    """Forward ``x`` once, seed ``R_c = logit_c``, and walk every boundary back.
+
+    ``forced`` is the class to explain, or -1 for the argmax.  Fills
+    ``relevance`` (input size), ``output`` (output size) and ``stats``
+    (n_layers x 6: sum_in, sum_out and the four shares per layer).  Returns
+    ``(class, logit)``.
+    """
+    cdef int L = plan.n_layers, k
+    cdef Py_ssize_t i, n, m, cls = 0
+    cdef Py_ssize_t width = plan.max_width
+    cdef floating* ws = <floating*>malloc((plan.ws_size + 4 * width) * sizeof(floating))
+    cdef floating** acts = <floating**>malloc((L + 1) * sizeof(floating*))
+    cdef floating* R
+    cdef floating* Rin
+    cdef floating* tmp
+    cdef floating* q1
+    cdef floating* q2
+    cdef floating* lay
+    cdef const floating* a
+    cdef const floating* b
+    cdef double logit = 0.0
+    if ws == NULL or acts == NULL:
+        free(ws)
+        free(acts)
+        raise MemoryError()
+    R = ws + plan.ws_size
+    Rin = R + width
+    q1 = Rin + width
+    q2 = q1 + width
+    try:
+        with nogil:
+            acts[0] = <floating*>&x[0]
+            for k in range(L):
+                _layer_forward(plan, k, acts[k], ws, &acts[k + 1])
+            m = plan.n_output
+            for i in range(m):
+                output[i] = acts[L][i]
+            if forced >= 0:
+                cls = forced
+            else:
+                for i in range(1, m):
+                    if acts[L][i] > acts[L][cls]:
+                        cls = i
+            logit = acts[plan.logit_layer][cls]
+            for i in range(m):
+                R[i] = 0
+            R[cls] = <floating>logit
+            for k in range(L - 1, -1, -1):
+                n = plan.n_in[k]
+                m = plan.n_out[k]
+                for i in range(2, N_STATS):
+                    stats[k, i] = 0.0
+                stats[k, ST_SUM_OUT] = _sum(R, m)
+                if plan.op[k] == OP_DENSE and plan.code[k] != RULE_NONE:
+                    a = acts[k]
+                    b = <const floating*>plan.b[k]
+                    lay = ws + plan.off[k]          # out | s | s1 | s2
+                    if plan.code[k] == RULE_ALPHA_BETA:
+                        _ab_q_row(lay + 2 * m, lay + 3 * m, b, m, plan.p1[k],
+                                  plan.p2[k], plan.absorb, R, q1, q2,
+                                  &stats[k, ST_SHARES])
+                        _ab_backward(a, <const floating*>plan.W[k], n, m, q1, q2, Rin)
+                    else:
+                        _eps_q_row(lay + 2 * m if plan.p2[k] != 0 else lay + m, b, m,
+                                   plan.p1[k], plan.p2[k], plan.absorb, R, q1,
+                                   &stats[k, ST_SHARES])
+                        _eps_backward(a, <const floating*>plan.W[k], n, m,
+                                      plan.p2[k], q1, Rin)
+                    tmp = R
+                    R = Rin
+                    Rin = tmp
+                stats[k, ST_SUM_IN] = _sum(R, n)
+            for i in range(plan.n_input):
+                relevance[i] = R[i]
+    finally:
+        free(ws)
+        free(acts)
+    return cls, logit

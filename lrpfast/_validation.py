@@ -1,0 +1,104 @@
+"""Input validation shared by every public entry point.
+
+Kernels assume valid input; everything a user can hand to lrpfast passes
+through one of these functions first.  Each error message names the argument,
+what it got and what it accepts.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+
+
+def check_dtype(dtype, name="dtype"):
+    """Return the numpy dtype for ``"float32"``/``"float64"`` (or their numpy types)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in DTYPES:
+        raise ValueError(
+            f"{name} must be 'float32' or 'float64', got {dtype!r}"
+        )
+    return dt
+
+
+def as_float_array(value, name, dtype, *, shape=None, ndim=None, copy=False):
+    """Convert ``value`` to a C-contiguous float array of ``dtype``, checked.
+
+    Integers, booleans and float16/float32/float64 are cast; strings, objects
+    and complex numbers are refused with a ``TypeError``.  NaN and Inf are
+    refused with a ``ValueError``.  ``shape`` (a tuple, ``None`` entries are
+    free) and ``ndim`` are checked when given.
+    """
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a numeric array, got a {type(value).__name__}")
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be a numeric array: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold real numbers (int or float), got dtype {arr.dtype}"
+        )
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
+    if shape is not None:
+        ok = arr.ndim == len(shape) and all(
+            s is None or s == a for s, a in zip(shape, arr.shape)
+        )
+        if not ok:
+            want = tuple("*" if s is None else s for s in shape)
+            raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
+    out = np.array(arr, dtype=dtype, order="C", copy=True) if copy else \
+        np.ascontiguousarray(arr, dtype=dtype)
+    if out.size and not np.isfinite(out).all():
+        bad = "NaN" if np.isnan(out).any() else "Inf"
+        raise ValueError(f"{name} contains {bad}; all values must be finite")
+    return out
+
+
+def check_real(value, name, *, low=None, high=None, low_inclusive=True,
+               what=None):
+    """Validate a finite real scalar within an optional range; return float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    too_low = low is not None and (v < low if low_inclusive else v <= low)
+    too_high = high is not None and v > high
+    if too_low or too_high:
+        if what is None:
+            op = ">=" if low_inclusive else ">"
+            parts = []
+            if low is not None:
+                parts.append(f"{op} {low}")
+            if high is not None:
+                parts.append(f"<= {high}")
+            what = " and ".join(parts)
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return v
+
+
+def check_int(value, name, *, low=None, high=None):
+    """Validate an integer (numpy integers accepted, bools refused) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    v = int(value)
+    if (low is not None and v < low) or (high is not None and v > high):
+        rng = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be an int {rng}, got {v}")
+    return v
+
+
+def check_choice(value, name, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(
+            f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}"
+        )
+    return value

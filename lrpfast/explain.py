@@ -1,0 +1,535 @@
+"""explain() and explain_batch(): LRP through a Network.
+
+One probe goes through a single compiled call (``_kernels.explain_single``)
+that walks the whole network: the forward trace, the class choice, the
+seeding and every boundary.  Batches go through :func:`_walk`, layer by
+layer, with the matrix products done by BLAS and the element-wise parts by
+fused Cython loops (``backend="cython"``) or by :mod:`lrpfast.reference`
+(``backend="numpy"``).
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import reference
+from ._validation import check_choice, check_int
+from .rules import CODE_ALPHA_BETA, describe_rules, resolve_rules
+
+BACKENDS = ("cython", "numpy")
+
+# Columns of the per-boundary statistics arrays (kernels and reference).
+SUM_IN, SUM_OUT, BIAS, STAB, DEG_SHARE, N_DEG = range(6)
+N_STATS = 6
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """Relevance bookkeeping at one layer boundary.
+
+    Attributes
+    ----------
+    index : int
+        Position of the layer in ``net.layers``.
+    name : str
+        The layer's name.
+    layer : str
+        The layer's description, e.g. ``"Dense(16, relu)"``.
+    rule : str
+        ``"epsilon"``, ``"gamma"``, ``"alpha-beta"``, ``"passthru"`` or
+        ``"SKIPPED"``.
+    reason : str or None
+        For SKIPPED layers, e.g. ``"no epsilon rule"``.
+    sum_in, sum_out : float
+        Σ R at the layer's input and output (float64 sums).
+    residual : float
+        ``|sum_in - sum_out|``.
+    bias_share, stabilizer_share, degenerate_share : float
+        Relevance absorbed by the bias, by the stabiliser, and lost at
+        degenerate neurons; they add up to ``sum_out - sum_in``.
+    degenerate : int
+        Neurons with ``R_j != 0`` whose alpha-beta denominator was 0.
+    """
+
+    index: int
+    name: str
+    layer: str
+    rule: str
+    reason: str | None
+    sum_in: float
+    sum_out: float
+    residual: float
+    bias_share: float = 0.0
+    stabilizer_share: float = 0.0
+    degenerate_share: float = 0.0
+    degenerate: int = 0
+
+    @property
+    def label(self):
+        """``rule`` as printed: ``SKIPPED (no epsilon rule)`` for skipped layers."""
+        return f"SKIPPED ({self.reason})" if self.rule == "SKIPPED" else self.rule
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """The LRP explanation of one probe.
+
+    Attributes
+    ----------
+    relevance : ndarray of shape ``net.input_shape``
+        Signed input relevance, in the network's dtype.
+    explained_class : int
+    forced : bool
+        Whether ``explained_class`` was forced rather than the argmax.
+    logit : float
+        The seeded relevance ``R_c = logit_c``.
+    output : ndarray of shape ``net.output_shape``
+        The network's output for the probe.
+    boundaries : tuple of Boundary
+        One per layer, input side first (``boundaries[k]`` is ``net.layers[k]``).
+    max_residual : float
+        Max of the boundary residuals.
+    rule : str
+        Label of the rule(s) applied.
+    """
+
+    relevance: np.ndarray
+    explained_class: int
+    forced: bool
+    logit: float
+    output: np.ndarray
+    boundaries: tuple
+    max_residual: float
+    rule: str
+
+
+@dataclass(frozen=True, eq=False)
+class BatchExplanation:
+    """LRP explanations of a batch of ``B`` probes.
+
+    Attributes
+    ----------
+    relevance : ndarray of shape ``(B, *net.input_shape)``
+    explained_class : ndarray of int64, shape (B,)
+    forced : bool
+    logits : ndarray of float64, shape (B,)
+    outputs : ndarray of shape ``(B, *net.output_shape)``
+    stats : ndarray of float64, shape (B, n_layers, 6)
+        Per boundary: sum_in, sum_out, bias_share, stabilizer_share,
+        degenerate_share, degenerate count.
+    max_residual : ndarray of float64, shape (B,)
+    rule : str
+
+    ``batch[i]`` is the :class:`Explanation` of probe ``i``.
+    """
+
+    relevance: np.ndarray
+    explained_class: np.ndarray
+    forced: bool
+    logits: np.ndarray
+    outputs: np.ndarray
+    stats: np.ndarray
+    max_residual: np.ndarray
+    rule: str
+    _layers: tuple = ()
+    _rules: tuple = ()
+
+    @property
+    def residuals(self):
+        """``|sum_in - sum_out|`` per probe and boundary, shape (B, n_layers)."""
+        return np.abs(self.stats[:, :, SUM_IN] - self.stats[:, :, SUM_OUT])
+
+    def __len__(self):
+        return self.relevance.shape[0]
+
+    def __getitem__(self, i):
+        i = check_int(i, "index", low=-len(self), high=len(self) - 1) % len(self)
+        return Explanation(
+            relevance=self.relevance[i], explained_class=int(self.explained_class[i]),
+            forced=self.forced, logit=float(self.logits[i]), output=self.outputs[i],
+            boundaries=_boundaries(self._layers, self._rules, self.stats[i]),
+            max_residual=float(self.max_residual[i]), rule=self.rule)
+
+
+# --------------------------------------------------------------------------
+# Public entry points
+# --------------------------------------------------------------------------
+
+def explain(net, x, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
+            forced_class=None, absorb_bias=False, backend="cython"):
+    """Explain one probe with Layer-wise Relevance Propagation.
+
+    Parameters
+    ----------
+    net : Network
+    x : array-like of shape ``net.input_shape``
+        The probe.  Ints and float16 are cast to the network's dtype.
+    rule : str, Rule or list, default "epsilon"
+        ``"epsilon"``, ``"gamma"``, ``"alpha-beta"``, a rule object
+        (:class:`~lrpfast.Epsilon`, :class:`~lrpfast.Gamma`,
+        :class:`~lrpfast.AlphaBeta`), or a list with one per Dense layer,
+        input side first (composite LRP).
+    eps : float, default 1e-2
+        Stabiliser of the epsilon and gamma rules given by name (> 0).
+    gamma : float, default 0.25
+        Parameter of the gamma rule given by name (>= 0).
+    alpha : float, default 2.0
+        Parameter of the alpha-beta rule given by name (>= 1; beta = alpha - 1).
+    forced_class : int or None
+        Class to explain; None explains ``argmax(output)``.
+    absorb_bias : bool, default False
+        Let the bias take part in the denominators (the bias then absorbs a
+        share of the relevance).
+    backend : {"cython", "numpy"}
+        ``"numpy"`` runs :mod:`lrpfast.reference` instead of the kernels.
+
+    Returns
+    -------
+    Explanation
+    """
+    rules, absorb_bias, backend = _check_common(net, rule, eps, gamma, alpha,
+                                                absorb_bias, backend)
+    A = _check_probe(net, x)
+    forced = None if forced_class is None else check_int(
+        forced_class, "forced_class", low=0, high=net.n_outputs - 1)
+    plan = _plan(net, rules, absorb_bias) if backend == "cython" else None
+    if plan is not None:
+        from . import _kernels
+        rel = np.empty(net.n_inputs, dtype=net.dtype)
+        out = np.empty(net.n_outputs, dtype=net.dtype)
+        stats = np.empty((len(net.layers), N_STATS))
+        cls, logit = _kernels.explain_single(
+            plan, A[0], -1 if forced is None else forced, rel, out, stats)
+    else:
+        res = _walk(net, A, rules, forced, absorb_bias, backend, 1)
+        rel, out, stats, cls, logit = (res.relevance[0], res.outputs[0], res.stats[0],
+                                       int(res.explained_class[0]), res.logits[0])
+    return Explanation(
+        relevance=rel.reshape(net.input_shape), explained_class=int(cls),
+        forced=forced is not None, logit=float(logit),
+        output=out.reshape(net.output_shape),
+        boundaries=_boundaries(net.layers, rules, stats),
+        max_residual=float(np.abs(stats[:, SUM_IN] - stats[:, SUM_OUT]).max()),
+        rule=describe_rules(rules))
+
+
+def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
+                  forced_class=None, absorb_bias=False, backend="cython",
+                  n_threads=None, chunk_size=None):
+    """Explain a batch of probes; same math as :func:`explain`, row by row.
+
+    Parameters
+    ----------
+    net : Network
+    X : array-like of shape ``(B, *net.input_shape)``
+    rule, eps, gamma, alpha, absorb_bias, backend
+        As in :func:`explain`.
+    forced_class : None, int or array-like of B ints
+        Class to explain for every probe, or one per probe.
+    n_threads : int or None
+        Threads for the element-wise kernels and BLAS (None: all cores).
+    chunk_size : int or None
+        Probes per chunk (None: chosen so that a chunk's activations take
+        about 16 MB); bounds the memory of large batches.
+
+    Returns
+    -------
+    BatchExplanation
+    """
+    rules, absorb_bias, backend = _check_common(net, rule, eps, gamma, alpha,
+                                                absorb_bias, backend)
+    arr = _validation_as_batch(net, X)
+    B = arr.shape[0]
+    forced = _check_forced_batch(forced_class, B, net.n_outputs)
+    n_threads = _check_threads(n_threads)
+    if chunk_size is None:
+        widths = sum(l.n_out for l in net.layers) + net.n_inputs
+        chunk_size = max(1, (16 << 20) // (widths * net.dtype.itemsize * 3))
+    else:
+        chunk_size = check_int(chunk_size, "chunk_size", low=1)
+    parts = []
+    with _blas_threads(n_threads):
+        for lo in range(0, B, chunk_size):
+            f = None if forced is None else forced[lo:lo + chunk_size]
+            parts.append(_walk(net, arr[lo:lo + chunk_size], rules, f, absorb_bias,
+                               backend, n_threads))
+    if len(parts) == 1:
+        res = parts[0]
+    else:
+        res = _WalkResult(*(np.concatenate(p) for p in zip(*parts)))
+    stats = res.stats
+    return BatchExplanation(
+        relevance=res.relevance.reshape((B,) + net.input_shape),
+        explained_class=res.explained_class, forced=forced is not None,
+        logits=res.logits, outputs=res.outputs.reshape((B,) + net.output_shape),
+        stats=stats,
+        max_residual=np.abs(stats[:, :, SUM_IN] - stats[:, :, SUM_OUT]).max(axis=1),
+        rule=describe_rules(rules), _layers=net.layers, _rules=tuple(rules))
+
+
+# --------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------
+
+def _check_common(net, rule, eps, gamma, alpha, absorb_bias, backend):
+    from .network import Network
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a lrpfast Network, got {type(net).__name__}")
+    check_choice(backend, "backend", BACKENDS)
+    if not isinstance(absorb_bias, (bool, np.bool_)):
+        raise TypeError(f"absorb_bias must be True or False, got {absorb_bias!r}")
+    rules = resolve_rules(rule, len(net.dense_layers), eps=eps, gamma=gamma,
+                          alpha=alpha)
+    for k, layer in enumerate(net.layers):
+        if layer.lrp == "skip" and layer.n_in != layer.n_out:
+            raise ValueError(
+                f"layer {k} ({layer.name}) has no LRP rule and changes the size "
+                f"{layer.n_in} -> {layer.n_out}, so relevance cannot pass it unchanged")
+    return rules, bool(absorb_bias), backend
+
+
+def _check_probe(net, x):
+    A, single = net._as_batch(x, "x")
+    if not single:
+        raise ValueError(
+            f"x must be one probe of shape {net.input_shape}, got {np.shape(x)}; "
+            "use explain_batch for a batch")
+    return A
+
+
+def _validation_as_batch(net, X):
+    A, single = net._as_batch(X, "X")
+    if single:
+        raise ValueError(
+            f"X must be a batch of shape (B, {', '.join(map(str, net.input_shape))}), "
+            f"got one probe of shape {np.shape(X)}; use explain for one probe")
+    return A
+
+
+def _check_forced_batch(forced_class, B, n_classes):
+    if forced_class is None:
+        return None
+    if np.ndim(forced_class) == 0:
+        c = check_int(forced_class, "forced_class", low=0, high=n_classes - 1)
+        return np.full(B, c, dtype=np.int64)
+    arr = np.asarray(forced_class)
+    if arr.dtype.kind not in "iu" or arr.shape != (B,):
+        raise ValueError(
+            f"forced_class must be None, an int or an array of {B} ints, got "
+            f"dtype {arr.dtype} and shape {arr.shape}")
+    if arr.min() < 0 or arr.max() >= n_classes:
+        raise ValueError(
+            f"forced_class values must be in [0, {n_classes - 1}], got "
+            f"[{arr.min()}, {arr.max()}]")
+    return arr.astype(np.int64)
+
+
+def _check_threads(n_threads):
+    import os
+    if n_threads is None:
+        return os.cpu_count() or 1
+    return check_int(n_threads, "n_threads", low=1)
+
+
+class _blas_threads:
+    """Limit BLAS to ``n`` threads (threadpoolctl, when installed)."""
+
+    def __init__(self, n):
+        self.n = n
+        self.ctl = None
+
+    def __enter__(self):
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            return self
+        self.ctl = threadpool_limits(limits=self.n, user_api="blas")
+        return self
+
+    def __exit__(self, *exc):
+        if self.ctl is not None:
+            self.ctl.restore_original_limits()
+
+
+# --------------------------------------------------------------------------
+# Plans (compiled single-probe walk) and caches of derived weights
+# --------------------------------------------------------------------------
+
+_CACHE = weakref.WeakKeyDictionary()
+
+
+def _cache(net):
+    """Per-network cache, emptied whenever a parameter is assigned."""
+    entry = _CACHE.get(net)
+    version = net.version
+    if entry is None or entry[0] != version:
+        entry = (version, {})
+        _CACHE[net] = entry
+    return entry[1]
+
+
+def _logit_layer(layers):
+    """k such that the logits are a_k: the input of a trailing SoftMax, else the output."""
+    k = len(layers)
+    while k > 0 and layers[k - 1]._op == "alias":
+        k -= 1
+    if k > 0 and layers[k - 1].kind == "softmax":
+        return k - 1
+    return len(layers)
+
+
+def _plan(net, rules, absorb_bias):
+    """The cached compiled plan, or None when a layer is unknown to the kernels."""
+    if any(layer._op is None for layer in net.layers):
+        return None
+    cache = _cache(net)
+    key = ("plan", tuple(rules), absorb_bias)
+    plan = cache.get(key)
+    if plan is None:
+        from . import _kernels
+        from .layers import ACT_CODES
+        specs, dense = [], iter(rules)
+        for layer in net.layers:
+            act = ACT_CODES[getattr(layer, "activation", "linear")]
+            code, p1, p2 = (-1, 0.0, 0.0)
+            W = b = None
+            if layer._op == "dense":
+                code, p1, p2 = next(dense).kernel_args()
+            if layer._op in ("dense", "layernorm"):
+                W, b = layer.weight, layer.bias
+            specs.append((_kernels.OP_CODES[layer._op], act, code, p1, p2,
+                          layer.n_in, layer.n_out, W, b, getattr(layer, "eps", 0.0)))
+        plan = _kernels.Plan(specs, net.dtype == np.float64, absorb_bias,
+                             _logit_layer(net.layers))
+        cache[key] = plan
+    return plan
+
+
+def _derived(net, k, layer, what, gamma=0.0):
+    """Cached ``W' = W + γ max(W, 0)`` ("gamma") or ``(max(W,0), min(W,0))`` ("ab")."""
+    cache = _cache(net)
+    key = (what, k, gamma)
+    val = cache.get(key)
+    if val is None:
+        W = layer.weight
+        if what == "gamma":
+            val = W + W.dtype.type(gamma) * np.maximum(W, 0)
+        else:
+            val = (np.maximum(W, 0), np.minimum(W, 0))
+        cache[key] = val
+    return val
+
+
+# --------------------------------------------------------------------------
+# The batch walk
+# --------------------------------------------------------------------------
+
+class _WalkResult(tuple):
+    __slots__ = ()
+    _fields = ("relevance", "explained_class", "logits", "outputs", "stats")
+
+    def __new__(cls, relevance, explained_class, logits, outputs, stats):
+        return tuple.__new__(cls, (relevance, explained_class, logits, outputs, stats))
+
+    relevance = property(lambda self: self[0])
+    explained_class = property(lambda self: self[1])
+    logits = property(lambda self: self[2])
+    outputs = property(lambda self: self[3])
+    stats = property(lambda self: self[4])
+
+
+def _walk(net, A, rules, forced, absorb_bias, backend, n_threads):
+    """Forward a flat batch once, seed, and redistribute layer by layer."""
+    from .layers import ACTIVATIONS
+    layers = net.layers
+    L = len(layers)
+    acts, sums = [A], {}
+    for k, layer in enumerate(layers):
+        if layer.lrp == "dense":
+            S = acts[-1] @ layer.weight                 # s = a @ W (kept for epsilon)
+            sums[k] = S
+            acts.append(ACTIVATIONS[layer.activation](S + layer.bias))
+        else:
+            acts.append(layer._forward(acts[-1]))
+    out = acts[-1]
+    B = A.shape[0]
+    rows = np.arange(B)
+    cls = out.argmax(axis=1) if forced is None else forced
+    logits = acts[_logit_layer(layers)][rows, cls].astype(np.float64)
+    R = np.zeros_like(out)
+    R[rows, cls] = logits
+    stats = np.zeros((B, L, N_STATS))
+    dense_rule = {k: r for k, r in zip(
+        [k for k, l in enumerate(layers) if l.lrp == "dense"], rules)}
+    for k in range(L - 1, -1, -1):
+        stats[:, k, SUM_OUT] = R.sum(axis=1, dtype=np.float64)
+        if k in dense_rule:
+            layer = layers[k]
+            if backend == "numpy":
+                R, shares = reference.dense_rule(dense_rule[k], acts[k], layer.weight,
+                                                 layer.bias, R, absorb_bias)
+            else:
+                R, shares = _dense_cython(net, k, layer, dense_rule[k], acts[k],
+                                          sums[k], R, absorb_bias, n_threads)
+            stats[:, k, BIAS:] = shares
+        stats[:, k, SUM_IN] = R.sum(axis=1, dtype=np.float64)
+    return _WalkResult(R, np.asarray(cls, dtype=np.int64), logits, out, stats)
+
+
+def _dense_cython(net, k, layer, rule, A, S, R, absorb_bias, n_threads):
+    """One dense boundary for a batch: BLAS products, fused Cython element-wise."""
+    from . import _kernels
+    code, p1, p2 = rule.kernel_args()
+    W, b = layer.weight, layer.bias
+    B, m = R.shape
+    shares = np.zeros((B, 4))
+    R = np.ascontiguousarray(R)
+    if code == CODE_ALPHA_BETA:
+        Wp, Wn = _derived(net, k, layer, "ab")
+        nonneg = not (A < 0).any()
+        if nonneg:
+            P, N = A @ Wp, A @ Wn                     # P = a @ W+, N = a @ W-
+        else:
+            Ap, An = np.maximum(A, 0), np.minimum(A, 0)
+            P = Ap @ Wp + An @ Wn                     # sum of max(a w, 0)
+            N = Ap @ Wn + An @ Wp                     # sum of min(a w, 0)
+        QP, QN = np.empty_like(P), np.empty_like(N)
+        _kernels.alpha_beta_q(P, N, b, R, p1, p2, absorb_bias, QP, QN, shares, n_threads)
+        if nonneg:
+            R_in = QP @ Wp.T                          # R_in = a * (QP @ W+.T + QN @ W-.T)
+            R_in += QN @ Wn.T
+            R_in *= A
+        else:
+            R_in = Ap * (QP @ Wp.T + QN @ Wn.T) + An * (QN @ Wp.T + QP @ Wn.T)
+    else:
+        Wg = _derived(net, k, layer, "gamma", p2) if p2 != 0 else W
+        D = A @ Wg if p2 != 0 else S                  # s' = a @ W'
+        Q = np.empty_like(D)
+        _kernels.epsilon_q(np.ascontiguousarray(D), b, R, p1, p2, absorb_bias, Q,
+                           shares, n_threads)
+        R_in = Q @ Wg.T                               # R_in = a * (Q @ W'.T)
+        R_in *= A
+    return R_in, shares
+
+
+def _boundaries(layers, rules, stats):
+    names = list(dict.fromkeys(r.name for r in rules))
+    reason = f"no {names[0]} rule" if len(names) == 1 else "no LRP rule"
+    dense = iter(rules)
+    out = []
+    for k, layer in enumerate(layers):
+        s = stats[k]
+        rule, why = {"dense": (None, None), "passthru": ("passthru", None),
+                     "skip": ("SKIPPED", reason)}[layer.lrp]
+        if rule is None:
+            rule = next(dense).name
+        out.append(Boundary(
+            index=k, name=layer.name, layer=layer.describe(), rule=rule, reason=why,
+            sum_in=float(s[SUM_IN]), sum_out=float(s[SUM_OUT]),
+            residual=float(abs(s[SUM_IN] - s[SUM_OUT])), bias_share=float(s[BIAS]),
+            stabilizer_share=float(s[STAB]), degenerate_share=float(s[DEG_SHARE]),
+            degenerate=int(s[N_DEG])))
+    return tuple(out)

@@ -1,0 +1,224 @@
+"""The network: an ordered list of layers with one dtype, forward, save/load."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from ._validation import as_float_array, check_dtype
+from .layers import LAYER_KINDS, Layer
+
+FORMAT_NAME = "lrpfast-network"
+FORMAT_VERSION = 1
+
+
+class Network:
+    """A feed-forward network of dense and element-wise layers.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Shape of one probe: ``(C, H, W)`` for image-like inputs or ``(n,)``.
+    layers : list of Layer
+        Applied in order.  Each layer object belongs to one network.
+    dtype : {"float32", "float64"}, default "float32"
+        The dtype of every parameter and every computation.
+    seed : int or None
+        Seed of the weight initialisation (He for ReLU layers, Glorot else).
+
+    Examples
+    --------
+    >>> import lrpfast as lf
+    >>> net = lf.Network((1, 6, 6), [lf.Dense(16, "relu"), lf.Dense(2), lf.SoftMax()],
+    ...                  seed=0)
+    >>> net.forward(np.zeros((1, 6, 6))).shape
+    (2,)
+    """
+
+    def __init__(self, input_shape, layers, dtype="float32", seed=None):
+        self.input_shape = _check_shape(input_shape)
+        self.dtype = check_dtype(dtype)
+        if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
+            raise TypeError(f"layers must be a list of Layer objects, got {layers!r}")
+        layers = list(layers)
+        if not layers:
+            raise ValueError("layers must contain at least one layer, got []")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layers[{i}] must be a lrpfast Layer, got {layer!r}")
+            if layer.input_shape is not None:
+                raise ValueError(
+                    f"layers[{i}] ({layer.name}) already belongs to a network; "
+                    "create a new layer object")
+            if sum(layer is other for other in layers) > 1:
+                raise ValueError(f"layers[{i}] ({layer.name}) appears more than once")
+        rng = np.random.default_rng(seed)
+        shape = self.input_shape
+        for layer in layers:
+            shape = layer._build(shape, self.dtype, rng)
+        self.layers = tuple(layers)
+        self.output_shape = tuple(shape)
+
+    # -- properties -----------------------------------------------------
+    @property
+    def n_inputs(self):
+        return math.prod(self.input_shape)
+
+    @property
+    def n_outputs(self):
+        """Number of outputs (classes) of the network."""
+        return math.prod(self.output_shape)
+
+    @property
+    def dense_layers(self):
+        return [layer for layer in self.layers if layer.lrp == "dense"]
+
+    @property
+    def version(self):
+        """Changes whenever any parameter is assigned (cache key)."""
+        return tuple(getattr(layer, "_version", 0) for layer in self.layers)
+
+    # -- forward --------------------------------------------------------
+    def _as_batch(self, x, name="x"):
+        """Validate a probe or batch; return ``(flat batch (B, n), single)``."""
+        arr = as_float_array(x, name, self.dtype)
+        nd = len(self.input_shape)
+        if arr.shape == self.input_shape:
+            return arr.reshape(1, -1), True
+        if arr.ndim == nd + 1 and arr.shape[1:] == self.input_shape:
+            if arr.shape[0] == 0:
+                raise ValueError(f"{name} is an empty batch of shape {arr.shape}")
+            return arr.reshape(arr.shape[0], -1), False
+        raise ValueError(
+            f"{name} must have shape {self.input_shape} (one probe) or "
+            f"(B, {', '.join(map(str, self.input_shape))}) (a batch), got {arr.shape}")
+
+    def _trace(self, A):
+        """Activations at every boundary: ``[a_0 = A, a_1, ..., a_L]`` (flat)."""
+        acts = [A]
+        for layer in self.layers:
+            A = layer._forward(A)
+            acts.append(A)
+        return acts
+
+    def forward(self, x):
+        """Outputs for one probe (``input_shape``) or a batch ``(B, *input_shape)``.
+
+        Returns
+        -------
+        ndarray of shape ``output_shape`` or ``(B, *output_shape)``
+        """
+        A, single = self._as_batch(x)
+        out = self._trace(A)[-1]
+        return out.reshape(self.output_shape) if single else \
+            out.reshape((A.shape[0],) + self.output_shape)
+
+    __call__ = forward
+
+    # -- persistence ----------------------------------------------------
+    def save(self, path):
+        """Write the network to ``path`` (``.npz``) atomically.
+
+        The file holds a JSON header (format name and version, input shape,
+        dtype, layer specs) and the parameter arrays; it never holds pickles.
+        """
+        path = os.fspath(path)
+        header = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "input_shape": list(self.input_shape),
+            "dtype": self.dtype.name,
+            "layers": [{"kind": l.kind, "config": l.get_config()} for l in self.layers],
+        }
+        arrays = {"__header__": np.frombuffer(json.dumps(header).encode(), np.uint8)}
+        for i, layer in enumerate(self.layers):
+            for pname, arr in layer.params().items():
+                arrays[f"layer{i}.{pname}"] = arr
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".lrpfast-", suffix=".npz.tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def __repr__(self):
+        inner = ", ".join(layer.describe() for layer in self.layers)
+        return f"Network(input_shape={self.input_shape}, [{inner}], dtype={self.dtype.name})"
+
+
+def load(path):
+    """Load a network written by :meth:`Network.save`.
+
+    Raises ``ValueError`` for a file that is truncated, is not a lrpfast
+    model, holds pickled objects, or has a newer format version.  Nothing in
+    the file is executed.
+    """
+    spath = os.fspath(path)
+    if not os.path.isfile(spath):
+        raise FileNotFoundError(f"path: no such model file: {spath!r}")
+    try:
+        with np.load(spath, allow_pickle=False) as data:
+            files = {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
+        raise ValueError(f"{spath!r} is not a readable .npz model file ({exc})") from None
+    except ValueError as exc:  # e.g. object arrays with allow_pickle=False
+        raise ValueError(f"{spath!r} is not a valid lrpfast model file ({exc})") from None
+    raw = files.pop("__header__", None)
+    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ValueError(f"{spath!r} is not a lrpfast model file (no header)")
+    try:
+        header = json.loads(raw.tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError(f"{spath!r} has a corrupted header") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise ValueError(f"{spath!r} is not a lrpfast model file")
+    version = header.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"{spath!r} has an invalid format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{spath!r} has format version {version}, newer than this lrpfast "
+            f"reads ({FORMAT_VERSION}); upgrade lrpfast")
+    try:
+        layers = []
+        for spec in header["layers"]:
+            cls = LAYER_KINDS[spec["kind"]]
+            layers.append(cls(**spec["config"]))
+        net = Network(tuple(header["input_shape"]), layers, dtype=header["dtype"])
+        for i, layer in enumerate(net.layers):
+            prefix = f"layer{i}."
+            params = {k[len(prefix):]: files.pop(k) for k in list(files)
+                      if k.startswith(prefix)}
+            if params or layer.params():
+                layer._set_params(params)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{spath!r} has an invalid layer spec ({exc!r})") from None
+    if files:
+        raise ValueError(f"{spath!r} holds unexpected arrays {sorted(files)}")
+    return net
+
+
+def _check_shape(shape):
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise TypeError(f"input_shape must be a tuple of ints, got {shape!r}") from None
+    if len(shape) not in (1, 3) or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0
+            for s in shape):
+        raise ValueError(
+            f"input_shape must be (n,) or (C, H, W) with positive ints, got {shape!r}")
+    return tuple(int(s) for s in shape)
