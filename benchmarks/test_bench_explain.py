@@ -1,68 +1,104 @@
-"""Benchmarks: lrpfast's kernels against the NumPy reference, side by side.
+"""Benchmarks: lrpfast against its NumPy reference and the PyTorch LRP peers.
 
-Run ``pytest benchmarks/ --benchmark-only`` (``--benchmark-disable`` just
-checks that every case runs).  Each group holds one network x rule x mode x
-dtype; its rows are the contenders.
+``pytest benchmarks/ --benchmark-only`` times the grid;
+``--benchmark-disable`` (as in CI) runs every case once as a check.  Each
+pytest-benchmark group is one network x rule x mode x dtype, and its rows are
+the contenders: ``lrpfast`` (the kernels), ``reference`` (``backend="numpy"``),
+``zennit`` and ``captum`` when they import, and for batches ``matmul-floor``,
+the matrix products the rule needs timed as bare NumPy matmuls.
 """
 
 import numpy as np
 import pytest
 
 import lrpfast as lf
+from conftest import BATCH, DTYPES, NETS, RULES, get_net, matmul_floor, probes, torch_model
 
-NETS = {
-    "seed-36-16-12-2": ((1, 6, 6), [16, 12], 2),
-    "mlp-784-1024-1024-10": ((784,), [1024, 1024], 10),
-    "wide-4096-4096-10": ((4096,), [4096], 10),
-}
-RULES = ["epsilon", "gamma", "alpha-beta"]
-BATCH = 1024
+MODES = ["single", "batch"]
+CONTENDERS = ["lrpfast", "reference", "zennit", "captum", "matmul-floor"]
 
 
-def make_net(name, dtype):
-    shape, hidden, n_out = NETS[name]
-    layers = [lf.Dense(h, "relu") for h in hidden] + [lf.Dense(n_out), lf.SoftMax()]
-    net = lf.Network(shape, layers, dtype=dtype, seed=0)
-    rng = np.random.default_rng(1)
-    for layer in net.dense_layers:
-        layer.bias = rng.normal(0, 0.05, layer.bias.shape)
-    return net
+def _group(benchmark, net_name, rule, mode, dtype):
+    benchmark.group = f"{net_name} {rule} {mode}{BATCH if mode == 'batch' else ''} {dtype}"
 
 
-_NETS = {}
+def _run(benchmark, mode, fn, *args, **kwargs):
+    # Batches of the wide nets take up to seconds a call: a few rounds suffice.
+    if mode == "batch":
+        return benchmark.pedantic(fn, args, kwargs, rounds=3, iterations=1,
+                                  warmup_rounds=1)
+    return benchmark(fn, *args, **kwargs)
 
 
-def get_net(name, dtype):
-    if (name, dtype) not in _NETS:
-        _NETS[(name, dtype)] = make_net(name, dtype)
-    return _NETS[(name, dtype)]
+def _zennit_attributor(model, rule):
+    try:
+        from zennit import rules as zr
+        from zennit.attribution import Gradient
+        from zennit.composites import LayerMapComposite
+    except Exception as exc:  # zennit imports torchvision, which may not import
+        pytest.skip(f"zennit cannot be imported here: {exc}")
+    import torch
+    r = {"epsilon": lambda: zr.Epsilon(1e-2, zero_params="bias"),
+         "gamma": lambda: zr.Gamma(0.25, stabilizer=1e-2, zero_params="bias"),
+         "alpha-beta": lambda: zr.AlphaBeta(2.0, 1.0, zero_params="bias")}[rule]()
+    return Gradient(model=model, composite=LayerMapComposite([(torch.nn.Linear, r)]))
 
 
-def probes(net, n):
-    rng = np.random.default_rng(2)
-    return rng.uniform(0, 1, (n,) + net.input_shape).astype(net.dtype)
+def _torch_peer(peer, net, rule, X):
+    """A callable explaining X (B, n) with the peer, seeded with the top logit."""
+    torch = pytest.importorskip("torch")
+    model = torch_model(net)
+    xt = torch.from_numpy(np.ascontiguousarray(X.reshape(X.shape[0], -1)))
+    if peer == "captum":
+        pytest.importorskip("captum")
+        from captum.attr import LRP
+        from captum.attr._utils.lrp_rules import EpsilonRule, GammaRule
+        if rule == "alpha-beta":
+            pytest.skip("captum has only alpha=1, beta=0")
+        for mod in model:
+            if isinstance(mod, torch.nn.Linear):
+                mod.rule = EpsilonRule(1e-2) if rule == "epsilon" else GammaRule(0.25)
+        lrp = LRP(model)
+        with torch.no_grad():
+            target = model(xt).argmax(1)
+        return lambda: lrp.attribute(xt, target=target)
+    attributor = _zennit_attributor(model, rule)
+
+    def run():
+        x = xt.clone().requires_grad_(True)
+        with attributor:
+            out = model(x)
+            grad = torch.zeros_like(out)
+            grad[torch.arange(len(out)), out.argmax(1)] = 1.0
+            _, rel = attributor(x, grad * out)
+        return rel
+    return run
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("contender", CONTENDERS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("net_name", list(NETS))
-@pytest.mark.parametrize("backend", ["cython", "numpy"])
-def test_single(benchmark, net_name, rule, dtype, backend):
+def test_explain(benchmark, net_name, rule, mode, dtype, contender):
+    if mode == "batch" and net_name.startswith("seed") and contender != "lrpfast":
+        pytest.skip("the seed net's batch is only timed for lrpfast")
     net = get_net(net_name, dtype)
-    x = probes(net, 1)[0]
-    benchmark.group = f"single {net_name} {rule} {dtype}"
-    e = benchmark(lf.explain, net, x, rule, backend=backend)
-    assert e.relevance.shape == net.input_shape
-
-
-@pytest.mark.parametrize("dtype", ["float32"])
-@pytest.mark.parametrize("rule", RULES)
-@pytest.mark.parametrize("net_name", ["mlp-784-1024-1024-10"])
-@pytest.mark.parametrize("backend", ["cython", "numpy"])
-def test_batch(benchmark, net_name, rule, dtype, backend):
-    net = get_net(net_name, dtype)
-    X = probes(net, BATCH)
-    benchmark.group = f"batch{BATCH} {net_name} {rule} {dtype}"
-    b = benchmark.pedantic(lf.explain_batch, (net, X, rule), {"backend": backend},
-                           rounds=3, iterations=1)
-    assert b.relevance.shape == X.shape
+    X = probes(net, BATCH if mode == "batch" else 1)
+    _group(benchmark, net_name, rule, mode, dtype)
+    if contender in ("lrpfast", "reference"):
+        backend = "cython" if contender == "lrpfast" else "numpy"
+        if mode == "single":
+            e = _run(benchmark, mode, lf.explain, net, X[0], rule, backend=backend)
+            assert e.relevance.shape == net.input_shape
+        else:
+            b = _run(benchmark, mode, lf.explain_batch, net, X, rule, backend=backend)
+            assert b.relevance.shape == X.shape
+    elif contender == "matmul-floor":
+        if mode == "single":
+            pytest.skip("the floor is defined for batches")
+        _run(benchmark, mode, matmul_floor(net, rule, X))
+    else:
+        fn = _torch_peer(contender, net, rule, X)
+        rel = _run(benchmark, mode, fn)
+        assert tuple(rel.shape) == (X.shape[0], net.n_inputs)

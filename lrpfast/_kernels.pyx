@@ -25,7 +25,7 @@ neurons.  They add up to ``sum(R_out) - sum(R_in)``.
 cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, sqrt, tanh
+from libc.math cimport exp, fabs, fabsf, sqrt, tanh
 from libc.stdlib cimport free, malloc
 
 # Activation codes (layers.ACT_CODES).
@@ -71,6 +71,15 @@ OP_CODES = {"alias": OP_ALIAS, "dense": OP_DENSE, "act": OP_ACT,
 # Building blocks (shared by the single-probe walk and the batch kernels)
 # --------------------------------------------------------------------------
 
+cdef inline floating _pos(floating x) noexcept nogil:
+    """max(x, 0) as (x + |x|) / 2: exact, and branch-free so loops vectorise
+    (a ternary inside an unrolled reduction is left as a jump by gcc)."""
+    if floating is float:
+        return <float>0.5 * (x + fabsf(x))
+    else:
+        return 0.5 * (x + fabs(x))
+
+
 cdef inline floating _activate(floating z, int code) noexcept nogil:
     if code == ACT_RELU:
         return z if z > 0 else 0
@@ -83,10 +92,12 @@ cdef inline floating _activate(floating z, int code) noexcept nogil:
 
 
 cdef void _dense_forward(const floating* a, const floating* W, const floating* b,
-                         Py_ssize_t n, Py_ssize_t m, int act, int prep, double gam,
-                         floating* s, floating* out, floating* s1,
+                         Py_ssize_t n, Py_ssize_t m, Py_ssize_t ld, int act, int prep,
+                         double gam, floating* s, floating* out, floating* s1,
                          floating* s2) noexcept nogil:
     """s = a @ W, out = act(s + b), plus what the rule needs, in one pass over W.
+
+    W is n x m with rows ``ld`` apart (ld = m, or more for a block of columns).
 
     PREP_GAMMA: s1 = a @ W' with W' = W + gam*max(W, 0).
     PREP_AB:    s1 = sum_i max(a_i W_ij, 0) (P), s2 = sum_i min(a_i W_ij, 0) (N).
@@ -108,7 +119,7 @@ cdef void _dense_forward(const floating* a, const floating* W, const floating* b
         ai = a[i]
         if ai == 0:
             continue
-        row = W + i * m
+        row = W + i * ld
         if prep == PREP_NONE:
             for j in range(m):
                 s[j] += ai * row[j]                     # s += a_i * W[i, :]
@@ -116,13 +127,13 @@ cdef void _dense_forward(const floating* a, const floating* W, const floating* b
             for j in range(m):
                 w = row[j]
                 s[j] += ai * w
-                s1[j] += ai * (w + g * (w if w > 0 else 0))   # s1 += a_i * W'[i, :]
+                s1[j] += ai * (w + g * _pos(w))          # s1 += a_i * W'[i, :]
         else:
             for j in range(m):
                 c = ai * row[j]
                 s[j] += c
-                s1[j] += c if c > 0 else 0                # P += max(c, 0)
-                s2[j] += c if c < 0 else 0                # N += min(c, 0)
+                s1[j] += _pos(c)                          # P += max(c, 0)
+                s2[j] += c - _pos(c)                      # N += min(c, 0)
     for j in range(m):
         out[j] = _activate(s[j] + b[j], act)
 
@@ -186,44 +197,66 @@ cdef void _ab_q_row(const floating* P, const floating* N, const floating* b,
     shares[3] += n_deg
 
 
-cdef inline floating _dot(const floating* x, const floating* y,
-                          Py_ssize_t m) noexcept nogil:
-    """sum_j x_j y_j with four partial sums (independent chains for the FPU)."""
-    cdef Py_ssize_t j
-    cdef floating t0 = 0, t1 = 0, t2 = 0, t3 = 0
-    cdef Py_ssize_t m4 = m - m % 4
-    for j in range(0, m4, 4):
-        t0 += x[j] * y[j]
-        t1 += x[j + 1] * y[j + 1]
-        t2 += x[j + 2] * y[j + 2]
-        t3 += x[j + 3] * y[j + 3]
-    for j in range(m4, m):
-        t0 += x[j] * y[j]
-    return (t0 + t1) + (t2 + t3)
+# The backward sums below reduce along a row of W.  Without -ffast-math a C
+# compiler may not reorder a float sum, so a plain ``acc += ...`` loop runs one
+# element at a time.  Eight independent partial sums in a small array (summed
+# at the end) are plain element-wise work that gcc vectorises as it is.
+cdef inline floating _row_dot(const floating* w, const floating* q, Py_ssize_t m,
+                              floating gam) noexcept nogil:
+    """sum_j w'_j q_j with w' = w + gam*max(w, 0)   (W'[i, :] @ q)."""
+    cdef floating acc[8]
+    cdef floating x, t
+    cdef Py_ssize_t j, k, m8 = m - m % 8
+    for k in range(8):
+        acc[k] = 0
+    if gam == 0:
+        for j in range(0, m8, 8):
+            for k in range(8):
+                acc[k] += w[j + k] * q[j + k]
+        for j in range(m8, m):
+            acc[0] += w[j] * q[j]
+    else:
+        for j in range(0, m8, 8):
+            for k in range(8):
+                x = w[j + k]
+                acc[k] += (x + gam * _pos(x)) * q[j + k]
+        for j in range(m8, m):
+            x = w[j]
+            acc[0] += (x + gam * _pos(x)) * q[j]
+    t = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+    return t
+
+
+cdef inline floating _row_split_dot(const floating* w, const floating* up,
+                                    const floating* dn, Py_ssize_t m) noexcept nogil:
+    """sum_j (max(w_j, 0) up_j + min(w_j, 0) dn_j)."""
+    cdef floating acc[8]
+    cdef floating x, xp, t
+    cdef Py_ssize_t j, k, m8 = m - m % 8
+    for k in range(8):
+        acc[k] = 0
+    for j in range(0, m8, 8):
+        for k in range(8):
+            x = w[j + k]
+            xp = _pos(x)
+            acc[k] += xp * up[j + k] + (x - xp) * dn[j + k]
+    for j in range(m8, m):
+        x = w[j]
+        xp = _pos(x)
+        acc[0] += xp * up[j] + (x - xp) * dn[j]
+    t = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+    return t
 
 
 cdef void _eps_backward(const floating* a, const floating* W, Py_ssize_t n,
                         Py_ssize_t m, double gam, const floating* q,
                         floating* Rin) noexcept nogil:
     """R_in_i = a_i * sum_j W'_ij q_j   (R_in = a * (q @ W'.T))."""
-    cdef Py_ssize_t i, j
-    cdef floating ai, w, acc
-    cdef floating g = <floating>gam
-    cdef const floating* row
+    cdef Py_ssize_t i
+    cdef floating ai
     for i in range(n):
         ai = a[i]
-        if ai == 0:
-            Rin[i] = 0
-            continue
-        row = W + i * m
-        if gam == 0:
-            Rin[i] = ai * _dot(row, q, m)
-        else:
-            acc = 0
-            for j in range(m):
-                w = row[j]
-                acc += (w + g * (w if w > 0 else 0)) * q[j]
-            Rin[i] = ai * acc
+        Rin[i] = 0 if ai == 0 else ai * _row_dot(W + i * m, q, m, <floating>gam)
 
 
 cdef void _ab_backward(const floating* a, const floating* W, Py_ssize_t n,
@@ -233,28 +266,57 @@ cdef void _ab_backward(const floating* a, const floating* W, Py_ssize_t n,
 
     The sign of c_ij is the sign of W_ij for a_i > 0 and the opposite for a_i < 0.
     """
-    cdef Py_ssize_t i, j
-    cdef floating ai, w, acc
-    cdef const floating* row
-    cdef const floating* up
-    cdef const floating* dn
+    cdef Py_ssize_t i
+    cdef floating ai
     for i in range(n):
         ai = a[i]
         if ai == 0:
             Rin[i] = 0
-            continue
-        row = W + i * m
-        if ai > 0:
-            up = qp
-            dn = qn
+        elif ai > 0:
+            Rin[i] = ai * _row_split_dot(W + i * m, qp, qn, m)
         else:
-            up = qn
-            dn = qp
-        acc = 0
-        for j in range(m):
-            w = row[j]
-            acc += w * (up[j] if w > 0 else dn[j])
-        Rin[i] = ai * acc
+            Rin[i] = ai * _row_split_dot(W + i * m, qn, qp, m)
+
+
+# Layers with fewer weights than this run on one thread: an OpenMP fork/join
+# costs a few microseconds, about what a pass over 128k weights takes.
+cdef Py_ssize_t PAR_MIN_WEIGHTS = 1 << 17
+
+
+cdef void _dense_forward_par(const floating* a, const floating* W, const floating* b,
+                             Py_ssize_t n, Py_ssize_t m, int act, int prep, double gam,
+                             floating* s, floating* out, floating* s1, floating* s2,
+                             int nt) noexcept nogil:
+    """_dense_forward with the columns split between ``nt`` threads (same sums)."""
+    cdef Py_ssize_t t, j0, j1, blk
+    if nt <= 1 or n * m < PAR_MIN_WEIGHTS or m < 32 * nt:
+        _dense_forward(a, W, b, n, m, m, act, prep, gam, s, out, s1, s2)
+        return
+    blk = ((m + nt - 1) // nt + 15) // 16 * 16      # whole 64-byte lines per thread
+    for t in prange(nt, num_threads=nt, schedule="static"):
+        j0 = t * blk
+        j1 = min(m, j0 + blk)
+        if j0 < j1:
+            _dense_forward(a, W + j0, b + j0, n, j1 - j0, m, act, prep, gam, s + j0,
+                           out + j0, s1 + j0, s2 + j0)
+
+
+cdef void _backward_par(int code, const floating* a, const floating* W, Py_ssize_t n,
+                        Py_ssize_t m, double gam, const floating* q1,
+                        const floating* q2, floating* Rin, int nt) noexcept nogil:
+    """_eps_backward / _ab_backward with the rows split between ``nt`` threads."""
+    cdef Py_ssize_t t, i0, i1, blk
+    if nt <= 1 or n * m < PAR_MIN_WEIGHTS or n < 8 * nt:
+        nt = 1
+    blk = (n + nt - 1) // nt
+    for t in prange(nt, num_threads=nt, schedule="static"):
+        i0 = t * blk
+        i1 = min(n, i0 + blk)
+        if i0 < i1:
+            if code == RULE_ALPHA_BETA:
+                _ab_backward(a + i0, W + i0 * m, i1 - i0, m, q1, q2, Rin + i0)
+            else:
+                _eps_backward(a + i0, W + i0 * m, i1 - i0, m, gam, q1, Rin + i0)
 
 
 # --------------------------------------------------------------------------
@@ -266,7 +328,7 @@ def dense_forward(const floating[::1] a, const floating[:, ::1] W,
     """z = a @ W + b and out = act(z) for one probe (act: layers.ACT_CODES)."""
     cdef Py_ssize_t n = W.shape[0], m = W.shape[1], j
     with nogil:
-        _dense_forward(&a[0], &W[0, 0], &b[0], n, m, act, PREP_NONE, 0.0,
+        _dense_forward(&a[0], &W[0, 0], &b[0], n, m, m, act, PREP_NONE, 0.0,
                        &z[0], &out[0], <floating*>NULL, <floating*>NULL)
         for j in range(m):
             z[j] = z[j] + b[j]
@@ -298,12 +360,12 @@ def dense_backward(const floating[::1] a, const floating[:, ::1] W,
     try:
         with nogil:
             if code == RULE_ALPHA_BETA:
-                _dense_forward(&a[0], &W[0, 0], &b[0], n, m, ACT_LINEAR, PREP_AB,
+                _dense_forward(&a[0], &W[0, 0], &b[0], n, m, m, ACT_LINEAR, PREP_AB,
                                0.0, s, q1, s1, s2)
                 _ab_q_row(s1, s2, &b[0], m, p1, p2, absorb, &R[0], q1, q2, shares)
                 _ab_backward(&a[0], &W[0, 0], n, m, q1, q2, &R_in[0])
             else:
-                _dense_forward(&a[0], &W[0, 0], &b[0], n, m, ACT_LINEAR,
+                _dense_forward(&a[0], &W[0, 0], &b[0], n, m, m, ACT_LINEAR,
                                PREP_GAMMA if p2 != 0 else PREP_NONE, p2, s, q1, s1, s2)
                 _eps_q_row(s1 if p2 != 0 else s, &b[0], m, p1, p2, absorb, &R[0],
                            q1, shares)
@@ -467,7 +529,7 @@ cdef inline double _sum(const floating* x, Py_ssize_t n) noexcept nogil:
 
 
 cdef void _layer_forward(Plan plan, int k, const floating* a, floating* ws,
-                         floating** out_ptr) noexcept nogil:
+                         floating** out_ptr, int nt) noexcept nogil:
     cdef Py_ssize_t i, n = plan.n_in[k], m = plan.n_out[k]
     cdef floating* out = ws + plan.off[k]
     cdef const floating* g
@@ -480,9 +542,9 @@ cdef void _layer_forward(Plan plan, int k, const floating* a, floating* ws,
     out_ptr[0] = out
     if op == OP_DENSE:
         # workspace: out | s | s1 | s2
-        _dense_forward(a, <const floating*>plan.W[k], <const floating*>plan.b[k],
-                       n, m, plan.act[k], plan.prep[k], plan.p2[k],
-                       out + m, out, out + 2 * m, out + 3 * m)
+        _dense_forward_par(a, <const floating*>plan.W[k], <const floating*>plan.b[k],
+                           n, m, plan.act[k], plan.prep[k], plan.p2[k],
+                           out + m, out, out + 2 * m, out + 3 * m, nt)
     elif op == OP_ACT:
         for i in range(m):
             out[i] = _activate(a[i], plan.act[k])
@@ -510,13 +572,14 @@ cdef void _layer_forward(Plan plan, int k, const floating* a, floating* ws,
 
 def explain_single(Plan plan, const floating[::1] x, long forced,
                    floating[::1] relevance, floating[::1] output,
-                   double[:, ::1] stats):
+                   double[:, ::1] stats, int n_threads=1):
     """Forward ``x`` once, seed ``R_c = logit_c``, and walk every boundary back.
 
     ``forced`` is the class to explain, or -1 for the argmax.  Fills
     ``relevance`` (input size), ``output`` (output size) and ``stats``
-    (n_layers x 6: sum_in, sum_out and the four shares per layer).  Returns
-    ``(class, logit)``.
+    (n_layers x 6: sum_in, sum_out and the four shares per layer).  Layers
+    with many weights use ``n_threads`` OpenMP threads; the sums are the same
+    for any thread count.  Returns ``(class, logit)``.
     """
     cdef int L = plan.n_layers, k
     cdef Py_ssize_t i, n, m, cls = 0
@@ -544,7 +607,7 @@ def explain_single(Plan plan, const floating[::1] x, long forced,
         with nogil:
             acts[0] = <floating*>&x[0]
             for k in range(L):
-                _layer_forward(plan, k, acts[k], ws, &acts[k + 1])
+                _layer_forward(plan, k, acts[k], ws, &acts[k + 1], n_threads)
             m = plan.n_output
             for i in range(m):
                 output[i] = acts[L][i]
@@ -572,13 +635,14 @@ def explain_single(Plan plan, const floating[::1] x, long forced,
                         _ab_q_row(lay + 2 * m, lay + 3 * m, b, m, plan.p1[k],
                                   plan.p2[k], plan.absorb, R, q1, q2,
                                   &stats[k, ST_SHARES])
-                        _ab_backward(a, <const floating*>plan.W[k], n, m, q1, q2, Rin)
+                        _backward_par(RULE_ALPHA_BETA, a, <const floating*>plan.W[k],
+                                      n, m, 0.0, q1, q2, Rin, n_threads)
                     else:
                         _eps_q_row(lay + 2 * m if plan.p2[k] != 0 else lay + m, b, m,
                                    plan.p1[k], plan.p2[k], plan.absorb, R, q1,
                                    &stats[k, ST_SHARES])
-                        _eps_backward(a, <const floating*>plan.W[k], n, m,
-                                      plan.p2[k], q1, Rin)
+                        _backward_par(RULE_EPSILON, a, <const floating*>plan.W[k],
+                                      n, m, plan.p2[k], q1, q2, Rin, n_threads)
                     tmp = R
                     R = Rin
                     Rin = tmp

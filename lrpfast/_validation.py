@@ -56,7 +56,9 @@ def as_float_array(value, name, dtype, *, shape=None, ndim=None, copy=False):
             raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
     out = np.array(arr, dtype=dtype, order="C", copy=True) if copy else \
         np.ascontiguousarray(arr, dtype=dtype)
-    if out.size and not np.isfinite(out).all():
+    # One reduction is cheaper than isfinite over every element; a NaN or Inf
+    # makes the sum non-finite, and only then (or on overflow) look closer.
+    if out.size and not np.isfinite(out.sum()) and not np.isfinite(out).all():
         bad = "NaN" if np.isnan(out).any() else "Inf"
         raise ValueError(f"{name} contains {bad}; all values must be finite")
     return out

@@ -10,6 +10,8 @@ fused Cython loops (``backend="cython"``) or by :mod:`lrpfast.reference`
 
 from __future__ import annotations
 
+import functools
+import os
 import weakref
 from dataclasses import dataclass
 
@@ -17,7 +19,10 @@ import numpy as np
 
 from . import reference
 from ._validation import check_choice, check_int
-from .rules import CODE_ALPHA_BETA, describe_rules, resolve_rules
+from .layers import ACT_CODES, ACTIVATIONS
+from .network import Network
+from . import _kernels
+from .rules import CODE_ALPHA_BETA, resolve_rules
 
 BACKENDS = ("cython", "numpy")
 
@@ -88,12 +93,15 @@ class Explanation:
         The seeded relevance ``R_c = logit_c``.
     output : ndarray of shape ``net.output_shape``
         The network's output for the probe.
+    stats : ndarray of float64, shape (n_layers, 6)
+        Per boundary: sum_in, sum_out, bias_share, stabilizer_share,
+        degenerate_share, degenerate count (the numbers behind ``boundaries``).
+    rule : str
+        Label of the rule(s) applied.
     boundaries : tuple of Boundary
         One per layer, input side first (``boundaries[k]`` is ``net.layers[k]``).
     max_residual : float
         Max of the boundary residuals.
-    rule : str
-        Label of the rule(s) applied.
     """
 
     relevance: np.ndarray
@@ -101,9 +109,19 @@ class Explanation:
     forced: bool
     logit: float
     output: np.ndarray
-    boundaries: tuple
-    max_residual: float
+    stats: np.ndarray
     rule: str
+    _layers: tuple = ()
+    _rules: tuple = ()
+
+    # Built on first access: most callers of a fast path never look at them.
+    @functools.cached_property
+    def boundaries(self):
+        return _boundaries(self._layers, self._rules, self.stats)
+
+    @functools.cached_property
+    def max_residual(self):
+        return float(np.abs(self.stats[:, SUM_IN] - self.stats[:, SUM_OUT]).max())
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,8 +168,8 @@ class BatchExplanation:
         return Explanation(
             relevance=self.relevance[i], explained_class=int(self.explained_class[i]),
             forced=self.forced, logit=float(self.logits[i]), output=self.outputs[i],
-            boundaries=_boundaries(self._layers, self._rules, self.stats[i]),
-            max_residual=float(self.max_residual[i]), rule=self.rule)
+            stats=self.stats[i], rule=self.rule, _layers=self._layers,
+            _rules=self._rules)
 
 
 # --------------------------------------------------------------------------
@@ -159,7 +177,7 @@ class BatchExplanation:
 # --------------------------------------------------------------------------
 
 def explain(net, x, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
-            forced_class=None, absorb_bias=False, backend="cython"):
+            forced_class=None, absorb_bias=False, backend="cython", n_threads=None):
     """Explain one probe with Layer-wise Relevance Propagation.
 
     Parameters
@@ -185,6 +203,9 @@ def explain(net, x, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
         share of the relevance).
     backend : {"cython", "numpy"}
         ``"numpy"`` runs :mod:`lrpfast.reference` instead of the kernels.
+    n_threads : int or None
+        OpenMP threads for layers with at least 2**17 weights (None: all
+        cores).  Results do not depend on it.
 
     Returns
     -------
@@ -197,23 +218,22 @@ def explain(net, x, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
         forced_class, "forced_class", low=0, high=net.n_outputs - 1)
     plan = _plan(net, rules, absorb_bias) if backend == "cython" else None
     if plan is not None:
-        from . import _kernels
         rel = np.empty(net.n_inputs, dtype=net.dtype)
         out = np.empty(net.n_outputs, dtype=net.dtype)
         stats = np.empty((len(net.layers), N_STATS))
         cls, logit = _kernels.explain_single(
-            plan, A[0], -1 if forced is None else forced, rel, out, stats)
+            plan, A[0], -1 if forced is None else forced, rel, out, stats,
+            _check_threads(n_threads))
     else:
-        res = _walk(net, A, rules, forced, absorb_bias, backend, 1)
+        res = _walk(net, A, rules, None if forced is None else np.array([forced]),
+                    absorb_bias, backend, 1)
         rel, out, stats, cls, logit = (res.relevance[0], res.outputs[0], res.stats[0],
                                        int(res.explained_class[0]), res.logits[0])
     return Explanation(
         relevance=rel.reshape(net.input_shape), explained_class=int(cls),
         forced=forced is not None, logit=float(logit),
-        output=out.reshape(net.output_shape),
-        boundaries=_boundaries(net.layers, rules, stats),
-        max_residual=float(np.abs(stats[:, SUM_IN] - stats[:, SUM_OUT]).max()),
-        rule=describe_rules(rules))
+        output=out.reshape(net.output_shape), stats=stats,
+        rule=rules.label, _layers=net.layers, _rules=rules)
 
 
 def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
@@ -267,7 +287,7 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
         logits=res.logits, outputs=res.outputs.reshape((B,) + net.output_shape),
         stats=stats,
         max_residual=np.abs(stats[:, :, SUM_IN] - stats[:, :, SUM_OUT]).max(axis=1),
-        rule=describe_rules(rules), _layers=net.layers, _rules=tuple(rules))
+        rule=rules.label, _layers=net.layers, _rules=rules)
 
 
 # --------------------------------------------------------------------------
@@ -275,19 +295,18 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
 # --------------------------------------------------------------------------
 
 def _check_common(net, rule, eps, gamma, alpha, absorb_bias, backend):
-    from .network import Network
     if not isinstance(net, Network):
         raise TypeError(f"net must be a lrpfast Network, got {type(net).__name__}")
-    check_choice(backend, "backend", BACKENDS)
+    if backend not in BACKENDS:
+        check_choice(backend, "backend", BACKENDS)
     if not isinstance(absorb_bias, (bool, np.bool_)):
         raise TypeError(f"absorb_bias must be True or False, got {absorb_bias!r}")
-    rules = resolve_rules(rule, len(net.dense_layers), eps=eps, gamma=gamma,
-                          alpha=alpha)
-    for k, layer in enumerate(net.layers):
-        if layer.lrp == "skip" and layer.n_in != layer.n_out:
-            raise ValueError(
-                f"layer {k} ({layer.name}) has no LRP rule and changes the size "
-                f"{layer.n_in} -> {layer.n_out}, so relevance cannot pass it unchanged")
+    rules = resolve_rules(rule, net._n_dense, eps=eps, gamma=gamma, alpha=alpha)
+    if net._lrp_blocker is not None:
+        k, layer = net._lrp_blocker
+        raise ValueError(
+            f"layer {k} ({layer.name}) has no LRP rule and changes the size "
+            f"{layer.n_in} -> {layer.n_out}, so relevance cannot pass it unchanged")
     return rules, bool(absorb_bias), backend
 
 
@@ -327,10 +346,12 @@ def _check_forced_batch(forced_class, B, n_classes):
     return arr.astype(np.int64)
 
 
+_N_CORES = os.cpu_count() or 1
+
+
 def _check_threads(n_threads):
-    import os
     if n_threads is None:
-        return os.cpu_count() or 1
+        return _N_CORES
     return check_int(n_threads, "n_threads", low=1)
 
 
@@ -372,25 +393,31 @@ def _cache(net):
 
 
 def _logit_layer(layers):
-    """k such that the logits are a_k: the input of a trailing SoftMax, else the output."""
+    """k such that the logits are a_k.
+
+    That is the input of a trailing SoftMax (or of a trailing Sigmoid layer,
+    the head of a binary or multi-label classifier), else the output.
+    Identity, Dropout and Flatten after the head are looked through.
+    """
     k = len(layers)
     while k > 0 and layers[k - 1]._op == "alias":
         k -= 1
-    if k > 0 and layers[k - 1].kind == "softmax":
-        return k - 1
+    if k > 0:
+        last = layers[k - 1]
+        if last.kind == "softmax" or (
+                last.lrp == "passthru" and getattr(last, "activation", None) == "sigmoid"):
+            return k - 1
     return len(layers)
 
 
 def _plan(net, rules, absorb_bias):
     """The cached compiled plan, or None when a layer is unknown to the kernels."""
-    if any(layer._op is None for layer in net.layers):
-        return None
     cache = _cache(net)
-    key = ("plan", tuple(rules), absorb_bias)
-    plan = cache.get(key)
-    if plan is None:
-        from . import _kernels
-        from .layers import ACT_CODES
+    key = ("plan", rules, absorb_bias)
+    plan = cache.get(key, False)
+    if plan is False and any(layer._op is None for layer in net.layers):
+        plan = cache[key] = None
+    if plan is False:
         specs, dense = [], iter(rules)
         for layer in net.layers:
             act = ACT_CODES[getattr(layer, "activation", "linear")]
@@ -443,7 +470,6 @@ class _WalkResult(tuple):
 
 def _walk(net, A, rules, forced, absorb_bias, backend, n_threads):
     """Forward a flat batch once, seed, and redistribute layer by layer."""
-    from .layers import ACTIVATIONS
     layers = net.layers
     L = len(layers)
     acts, sums = [A], {}
@@ -481,7 +507,6 @@ def _walk(net, A, rules, forced, absorb_bias, backend, n_threads):
 
 def _dense_cython(net, k, layer, rule, A, S, R, absorb_bias, n_threads):
     """One dense boundary for a batch: BLAS products, fused Cython element-wise."""
-    from . import _kernels
     code, p1, p2 = rule.kernel_args()
     W, b = layer.weight, layer.bias
     B, m = R.shape

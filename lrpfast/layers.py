@@ -89,6 +89,10 @@ class Layer:
         """Parameter arrays by name (empty for parameter-free layers)."""
         return {}
 
+    def _param_shapes(self):
+        """Shapes of the parameters by name, once the input shape is known."""
+        return {}
+
     def _set_params(self, params):
         if params:
             raise ValueError(f"{self.name} has no parameters, got {sorted(params)}")
@@ -174,6 +178,8 @@ class Dense(Layer):
 
     def _build(self, input_shape, dtype, rng):
         out = super()._build(input_shape, dtype, rng)
+        if rng is None:         # parameters come from a file (network.load)
+            return out
         n_in, n_out = self.n_in, self.units
         # He initialisation for ReLU, Glorot for the others.
         if self.activation == "relu":
@@ -337,6 +343,8 @@ class LayerNorm(Layer):
 
     def _build(self, input_shape, dtype, rng):
         out = super()._build(input_shape, dtype, rng)
+        if rng is None:
+            return out
         self.weight = np.ones(self.n_in)
         self.bias = np.zeros(self.n_in)
         return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
@@ -41,6 +41,10 @@ class Network:
     """
 
     def __init__(self, input_shape, layers, dtype="float32", seed=None):
+        self._construct(input_shape, layers, dtype, np.random.default_rng(seed))
+
+    def _construct(self, input_shape, layers, dtype, rng):
+        """Validate and build; ``rng=None`` leaves parameters unset (for load)."""
         self.input_shape = _check_shape(input_shape)
         self.dtype = check_dtype(dtype)
         if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
@@ -57,12 +61,16 @@ class Network:
                     "create a new layer object")
             if sum(layer is other for other in layers) > 1:
                 raise ValueError(f"layers[{i}] ({layer.name}) appears more than once")
-        rng = np.random.default_rng(seed)
         shape = self.input_shape
         for layer in layers:
             shape = layer._build(shape, self.dtype, rng)
         self.layers = tuple(layers)
         self.output_shape = tuple(shape)
+        # Fixed at construction (layer shapes never change), read on every explain.
+        self._n_dense = sum(layer.lrp == "dense" for layer in self.layers)
+        self._lrp_blocker = next(
+            ((k, l) for k, l in enumerate(self.layers)
+             if l.lrp == "skip" and l.n_in != l.n_out), None)
 
     # -- properties -----------------------------------------------------
     @property
@@ -140,7 +148,15 @@ class Network:
             for pname, arr in layer.params().items():
                 arrays[f"layer{i}.{pname}"] = arr
         folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".lrpfast-", suffix=".npz.tmp", dir=folder)
+        # A fresh name beside the target (so the rename is atomic), created
+        # with mode 0o666 so the umask applies as for any new file.
+        while True:
+            tmp = os.path.join(folder, f".lrpfast-{secrets.token_hex(8)}.npz.tmp")
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                break
+            except FileExistsError:
+                continue
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, **arrays)
@@ -168,11 +184,17 @@ def load(path):
     if not os.path.isfile(spath):
         raise FileNotFoundError(f"path: no such model file: {spath!r}")
     try:
-        with np.load(spath, allow_pickle=False) as data:
+        data = np.load(spath, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"{spath!r} is a .npy array, not a lrpfast model file (.npz)")
+        with data:
             files = {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
         raise ValueError(f"{spath!r} is not a readable .npz model file ({exc})") from None
-    except ValueError as exc:  # e.g. object arrays with allow_pickle=False
+    except ValueError as exc:
+        if "pickle" in str(exc):   # object arrays: refused, never unpickled
+            raise ValueError(f"{spath!r} holds pickled objects; lrpfast model files "
+                             "never do, so it is refused") from None
         raise ValueError(f"{spath!r} is not a valid lrpfast model file ({exc})") from None
     raw = files.pop("__header__", None)
     if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
@@ -195,12 +217,15 @@ def load(path):
         for spec in header["layers"]:
             cls = LAYER_KINDS[spec["kind"]]
             layers.append(cls(**spec["config"]))
-        net = Network(tuple(header["input_shape"]), layers, dtype=header["dtype"])
+        # Built without initial weights: the stored arrays are checked against
+        # the shapes the header implies before anything of that size exists.
+        net = Network.__new__(Network)
+        net._construct(tuple(header["input_shape"]), layers, header["dtype"], None)
         for i, layer in enumerate(net.layers):
             prefix = f"layer{i}."
             params = {k[len(prefix):]: files.pop(k) for k in list(files)
                       if k.startswith(prefix)}
-            if params or layer.params():
+            if params or layer._param_shapes():
                 layer._set_params(params)
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{spath!r} has an invalid layer spec ({exc!r})") from None

@@ -8,6 +8,7 @@ per Dense layer, input side first (composite LRP).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from ._validation import check_real
@@ -143,11 +144,23 @@ def make_rule(rule, *, eps=1e-2, gamma=0.25, alpha=2.0, name="rule"):
 
 
 def resolve_rules(rule, n_dense, *, eps=1e-2, gamma=0.25, alpha=2.0):
-    """One :class:`Rule` per Dense layer, input side first.
+    """One :class:`Rule` per Dense layer, input side first (a tuple).
 
     The ``eps``/``gamma``/``alpha`` keywords are validated even when the
     chosen rule does not use them, so a typo never passes silently.
+    Results are memoised: explaining one probe must not pay for this twice.
     """
+    if isinstance(rule, list):
+        rule = tuple(rule)
+    try:
+        return _resolve_cached(rule, n_dense, eps, gamma, alpha)
+    except TypeError as exc:
+        if "unhashable" not in str(exc):
+            raise
+    return _resolve(rule, n_dense, eps, gamma, alpha)
+
+
+def _resolve(rule, n_dense, eps, gamma, alpha):
     check_real(eps, "eps", low=0.0, low_inclusive=False)
     check_real(gamma, "gamma", low=0.0)
     check_real(alpha, "alpha", low=1.0)
@@ -156,12 +169,35 @@ def resolve_rules(rule, n_dense, *, eps=1e-2, gamma=0.25, alpha=2.0):
             raise ValueError(
                 f"rule: a list needs one rule per Dense layer ({n_dense}), "
                 f"got {len(rule)}")
-        return [make_rule(r, eps=eps, gamma=gamma, alpha=alpha, name=f"rule[{k}]")
-                for k, r in enumerate(rule)]
-    return [make_rule(rule, eps=eps, gamma=gamma, alpha=alpha)] * n_dense
+        return RuleSet(make_rule(r, eps=eps, gamma=gamma, alpha=alpha, name=f"rule[{k}]")
+                       for k, r in enumerate(rule))
+    return RuleSet((make_rule(rule, eps=eps, gamma=gamma, alpha=alpha),) * n_dense)
 
 
-def describe_rules(rules):
+class RuleSet(tuple):
+    """One rule per Dense layer (a tuple) with its hash and label computed once."""
+
+    def __new__(cls, rules):
+        self = super().__new__(cls, rules)
+        self._hash = tuple.__hash__(self)
+        self.label = _label(self)
+        return self
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        return tuple.__eq__(self, other)
+
+    def __ne__(self, other):
+        return tuple.__ne__(self, other)
+
+
+# typed: eps=True must not hit the cache entry of eps=1
+_resolve_cached = functools.lru_cache(maxsize=256, typed=True)(_resolve)
+
+
+def _label(rules):
     """The rule label of a (possibly composite) rule list."""
     labels = list(dict.fromkeys(r.label() for r in rules))
     return labels[0] if len(labels) == 1 else "composite: " + " / ".join(
