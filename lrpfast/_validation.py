@@ -54,12 +54,20 @@ def as_float_array(value, name, dtype, *, shape=None, ndim=None, copy=False):
         if not ok:
             want = tuple("*" if s is None else s for s in shape)
             raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
-    out = np.array(arr, dtype=dtype, order="C", copy=True) if copy else \
-        np.ascontiguousarray(arr, dtype=dtype)
-    # One reduction is cheaper than isfinite over every element; a NaN or Inf
-    # makes the sum non-finite, and only then (or on overflow) look closer.
-    if out.size and not np.isfinite(out.sum()) and not np.isfinite(out).all():
-        bad = "NaN" if np.isnan(out).any() else "Inf"
+    # Overflow (too large for float32, or a sum of huge values) is reported below.
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.array(arr, dtype=dtype, order="C", copy=True) if copy else \
+            np.ascontiguousarray(arr, dtype=dtype)
+        # One reduction is cheaper than isfinite over every element; a NaN or
+        # Inf makes the sum non-finite, and only then (or on overflow) look closer.
+        suspect = out.size and not np.isfinite(out.sum())
+    if suspect and not np.isfinite(out).all():
+        if np.isnan(out).any():
+            bad = "NaN"
+        elif arr.dtype.kind == "f" and np.isfinite(arr).all():
+            bad = f"values outside the {np.dtype(dtype).name} range (they become Inf)"
+        else:
+            bad = "Inf"
         raise ValueError(f"{name} contains {bad}; all values must be finite")
     return out
 

@@ -225,10 +225,12 @@ def explain(net, x, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
             plan, A[0], -1 if forced is None else forced, rel, out, stats,
             _check_threads(n_threads))
     else:
-        res = _walk(net, A, rules, None if forced is None else np.array([forced]),
-                    absorb_bias, backend, 1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            res = _walk(net, A, rules, None if forced is None else np.array([forced]),
+                        absorb_bias, backend, 1)
         rel, out, stats, cls, logit = (res.relevance[0], res.outputs[0], res.stats[0],
                                        int(res.explained_class[0]), res.logits[0])
+    _check_finite_result(stats, logit, "x", net)
     return Explanation(
         relevance=rel.reshape(net.input_shape), explained_class=int(cls),
         forced=forced is not None, logit=float(logit),
@@ -271,7 +273,8 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
     else:
         chunk_size = check_int(chunk_size, "chunk_size", low=1)
     parts = []
-    with _blas_threads(n_threads):
+    # overflow is not warned about but refused after (_check_finite_result)
+    with _blas_threads(n_threads), np.errstate(over="ignore", invalid="ignore"):
         for lo in range(0, B, chunk_size):
             f = None if forced is None else forced[lo:lo + chunk_size]
             parts.append(_walk(net, arr[lo:lo + chunk_size], rules, f, absorb_bias,
@@ -281,6 +284,7 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
     else:
         res = _WalkResult(*(np.concatenate(p) for p in zip(*parts)))
     stats = res.stats
+    _check_finite_result(stats, res.logits, "X", net)
     return BatchExplanation(
         relevance=res.relevance.reshape((B,) + net.input_shape),
         explained_class=res.explained_class, forced=forced is not None,
@@ -347,6 +351,19 @@ def _check_forced_batch(forced_class, B, n_classes):
 
 
 _N_CORES = os.cpu_count() or 1
+
+
+def _check_finite_result(stats, logits, name, net):
+    """Refuse, rather than return, relevance that overflowed (never a silent NaN).
+
+    Every boundary's Σ R is in ``stats``: one non-finite relevance anywhere
+    makes one of them non-finite.
+    """
+    if not (np.isfinite(stats).all() and np.isfinite(logits).all()):
+        raise ValueError(
+            f"{name}: the network's activations or relevance overflow "
+            f"{net.dtype.name} for this input (non-finite values); scale the "
+            "input down or use a float64 network")
 
 
 def _check_threads(n_threads):
