@@ -216,14 +216,14 @@ def explain(net, x, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
     A = _check_probe(net, x)
     forced = None if forced_class is None else check_int(
         forced_class, "forced_class", low=0, high=net.n_outputs - 1)
+    n_threads = _check_threads(n_threads)
     plan = _plan(net, rules, absorb_bias) if backend == "cython" else None
     if plan is not None:
         rel = np.empty(net.n_inputs, dtype=net.dtype)
         out = np.empty(net.n_outputs, dtype=net.dtype)
         stats = np.empty((len(net.layers), N_STATS))
         cls, logit = _kernels.explain_single(
-            plan, A[0], -1 if forced is None else forced, rel, out, stats,
-            _check_threads(n_threads))
+            plan, A[0], -1 if forced is None else forced, rel, out, stats, n_threads)
     else:
         with np.errstate(over="ignore", invalid="ignore"):
             res = _walk(net, A, rules, None if forced is None else np.array([forced]),
@@ -266,6 +266,7 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
     arr = _validation_as_batch(net, X)
     B = arr.shape[0]
     forced = _check_forced_batch(forced_class, B, net.n_outputs)
+    blas_limit = None if n_threads is None else check_int(n_threads, "n_threads", low=1)
     n_threads = _check_threads(n_threads)
     if chunk_size is None:
         widths = sum(l.n_out for l in net.layers) + net.n_inputs
@@ -274,7 +275,7 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
         chunk_size = check_int(chunk_size, "chunk_size", low=1)
     parts = []
     # overflow is not warned about but refused after (_check_finite_result)
-    with _blas_threads(n_threads), np.errstate(over="ignore", invalid="ignore"):
+    with _blas_threads(blas_limit), np.errstate(over="ignore", invalid="ignore"):
         for lo in range(0, B, chunk_size):
             f = None if forced is None else forced[lo:lo + chunk_size]
             parts.append(_walk(net, arr[lo:lo + chunk_size], rules, f, absorb_bias,
@@ -373,13 +374,20 @@ def _check_threads(n_threads):
 
 
 class _blas_threads:
-    """Limit BLAS to ``n`` threads (threadpoolctl, when installed)."""
+    """Limit BLAS to ``n`` threads (threadpoolctl, when installed).
+
+    ``n=None`` leaves BLAS alone: its threads and the OpenMP ones of the
+    element-wise kernels then take turns, never running at once.  Limiting
+    costs a scan of the loaded libraries, so it happens only on request.
+    """
 
     def __init__(self, n):
         self.n = n
         self.ctl = None
 
     def __enter__(self):
+        if self.n is None:
+            return self
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:

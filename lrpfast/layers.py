@@ -349,10 +349,14 @@ class LayerNorm(Layer):
         self.bias = np.zeros(self.n_in)
         return out
 
-    def _forward(self, A):
+    def _normalise(self, A):
+        """``(xhat, 1/sigma)``: the normalised input and its scale (also for training)."""
         mu = A.mean(axis=1, keepdims=True)
-        var = ((A - mu) ** 2).mean(axis=1, keepdims=True)
-        return (A - mu) / np.sqrt(var + self.eps) * self._weight + self._bias
+        inv_sigma = 1.0 / np.sqrt(((A - mu) ** 2).mean(axis=1, keepdims=True) + self.eps)
+        return (A - mu) * inv_sigma, inv_sigma
+
+    def _forward(self, A):
+        return self._normalise(A)[0] * self._weight + self._bias
 
     def get_config(self):
         return {"eps": self.eps, "name": self.name}

@@ -77,9 +77,7 @@ def _softmax_backward(layer, dout, A, out, cache):
 
 
 def _layernorm_forward(layer, A, rng):
-    mu = A.mean(axis=1, keepdims=True)
-    inv_sigma = 1.0 / np.sqrt(((A - mu) ** 2).mean(axis=1, keepdims=True) + layer.eps)
-    xhat = (A - mu) * inv_sigma
+    xhat, inv_sigma = layer._normalise(A)
     return xhat * layer.weight + layer.bias, (xhat, inv_sigma)
 
 
@@ -132,8 +130,10 @@ def _logit_index(net):
     """k such that the logits are the activation ``a_k``.
 
     The input of a trailing SoftMax (which may be followed by Identity,
-    Flatten or Dropout layers, inert at inference), else the output; the
-    same choice as LRP's seeding in :mod:`lrpfast.explain`.
+    Flatten or Dropout layers, inert at inference), else the output; for
+    SoftMax heads the same choice as LRP's seeding in :mod:`lrpfast.explain`
+    (which also seeds a trailing Sigmoid's input, the log-odds, but softmax
+    cross-entropy does not train through a Sigmoid head).
     """
     layers = net.layers
     k = len(layers)

@@ -58,6 +58,7 @@ def _captum(model, x, rule_factory, target):
 @pytest.mark.parametrize("sizes", SIZES)
 @pytest.mark.parametrize("seed", range(3))
 def test_captum_epsilon_equals_absorb_bias(sizes, seed):
+    pytest.importorskip("captum")
     from captum.attr._utils.lrp_rules import EpsilonRule
     net, model = _pair(sizes, seed)
     x = _inputs(sizes[0], seed)
@@ -69,6 +70,7 @@ def test_captum_epsilon_equals_absorb_bias(sizes, seed):
 @pytest.mark.parametrize("sizes", SIZES)
 @pytest.mark.parametrize("seed", range(3))
 def test_captum_gamma_equals_default_gamma(sizes, seed):
+    pytest.importorskip("captum")
     from captum.attr._utils.lrp_rules import GammaRule
     net, model = _pair(sizes, seed)
     x = _inputs(sizes[0], seed)
