@@ -10,7 +10,7 @@ cdef void _dense_forward(const floating* a, const floating* W, const floating* b
 
 cdef void _eps_q_row(const floating* s, const floating* b, Py_ssize_t m, double eps,
                      double gam, bint absorb, const floating* R, floating* q,
-                     double* shares) noexcept nogil
+                     floating* st, double* shares) noexcept nogil
 
 cdef void _ab_q_row(const floating* P, const floating* N, const floating* b,
                     Py_ssize_t m, double alpha, double beta, bint absorb,

@@ -25,7 +25,7 @@ neurons.  They add up to ``sum(R_out) - sum(R_in)``.
 cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, fabs, fabsf, sqrt, tanh
+from libc.math cimport copysign, copysignf, exp, fabs, fabsf, sqrt, tanh
 from libc.stdlib cimport free, malloc
 
 # Activation codes (layers.ACT_CODES).
@@ -78,6 +78,19 @@ cdef inline floating _pos(floating x) noexcept nogil:
         return <float>0.5 * (x + fabsf(x))
     else:
         return 0.5 * (x + fabs(x))
+
+
+cdef inline floating _sgn_eps(floating e, floating d) noexcept nogil:
+    """e * sgn(d) with sgn(0) = +1, as a sign copy rather than a comparison.
+
+    d + 0 turns a -0.0 into +0.0 (round to nearest) and changes nothing else;
+    an ordered comparison (d < 0) would block vectorisation: gcc keeps it as
+    a branch because it may trap on NaN.
+    """
+    if floating is float:
+        return copysignf(e, d + <float>0.0)
+    else:
+        return copysign(e, d + 0.0)
 
 
 cdef inline floating _activate(floating z, int code) noexcept nogil:
@@ -138,65 +151,6 @@ cdef void _dense_forward(const floating* a, const floating* W, const floating* b
         out[j] = _activate(s[j] + b[j], act)
 
 
-cdef void _eps_q_row(const floating* s, const floating* b, Py_ssize_t m, double eps,
-                     double gam, bint absorb, const floating* R, floating* q,
-                     double* shares) noexcept nogil:
-    """q_j = R_j / (d_j + eps*sgn(d_j)) with d_j = s_j (+ b'_j); add the shares."""
-    cdef Py_ssize_t j
-    cdef double d, bj, st, qj, bias_sh = 0.0, stab_sh = 0.0
-    for j in range(m):
-        d = s[j]
-        if absorb:
-            bj = b[j]
-            if bj > 0:
-                bj = bj + gam * bj                  # b' = b + gamma*max(b, 0)
-            d = d + bj
-        st = eps if d >= 0 else -eps                # sgn(0) = +1
-        qj = R[j] / (d + st)
-        q[j] = <floating>qj
-        if absorb:
-            bias_sh += bj * qj
-        stab_sh += st * qj
-    shares[0] += bias_sh
-    shares[1] += stab_sh
-
-
-cdef void _ab_q_row(const floating* P, const floating* N, const floating* b,
-                    Py_ssize_t m, double alpha, double beta, bint absorb,
-                    const floating* R, floating* qp, floating* qn,
-                    double* shares) noexcept nogil:
-    """qp_j = alpha R_j / P_j and qn_j = -beta R_j / N_j (0 where the denominator is 0).
-
-    qn is stored negated, so the backward sum is sum_j w_ij * (qp_j or qn_j).
-    """
-    cdef Py_ssize_t j
-    cdef double p, nn, bp, bn, rj, qpj, qnj
-    cdef double bias_sh = 0.0, deg_sh = 0.0, n_deg = 0.0
-    for j in range(m):
-        p = P[j]
-        nn = N[j]
-        bp = 0.0
-        bn = 0.0
-        if absorb:
-            bp = b[j] if b[j] > 0 else 0.0
-            bn = b[j] if b[j] < 0 else 0.0
-            p = p + bp
-            nn = nn + bn
-        rj = R[j]
-        qpj = alpha * rj / p if p != 0 else 0.0
-        qnj = beta * rj / nn if nn != 0 else 0.0
-        qp[j] = <floating>qpj
-        qn[j] = <floating>(-qnj)
-        bias_sh += qpj * bp - qnj * bn
-        if rj != 0 and (p == 0 or (nn == 0 and beta != 0)):
-            # what reaches the inputs is R_j (alpha [P != 0] - beta [N != 0])
-            n_deg += 1
-            deg_sh += rj * (1.0 - (alpha if p != 0 else 0.0) + (beta if nn != 0 else 0.0))
-    shares[0] += bias_sh
-    shares[2] += deg_sh
-    shares[3] += n_deg
-
-
 # The backward sums below reduce along a row of W.  Without -ffast-math a C
 # compiler may not reorder a float sum, so a plain ``acc += ...`` loop runs one
 # element at a time.  Eight independent partial sums in a small array (summed
@@ -248,6 +202,89 @@ cdef inline floating _row_split_dot(const floating* w, const floating* up,
     return t
 
 
+cdef void _eps_q_row(const floating* s, const floating* b, Py_ssize_t m, double eps,
+                     double gam, bint absorb, const floating* R, floating* q,
+                     floating* st, double* shares) noexcept nogil:
+    """q_j = R_j / (d_j + st_j), st_j = eps*sgn(d_j), d_j = s_j (+ b'_j); add the shares.
+
+    The first loop has no branch and no reduction, so it vectorises
+    (``absorb`` is a 0/1 factor: d + 0*b' is d exactly); the shares are two
+    lane dots: bias sum_j b'_j q_j and stabiliser sum_j st_j q_j.
+    ``st`` is scratch of length m.
+    """
+    cdef Py_ssize_t j
+    cdef floating e = <floating>eps, g = <floating>gam
+    cdef floating fa = 1 if absorb else 0
+    cdef floating d, t
+    for j in range(m):
+        d = s[j] + fa * (b[j] + g * _pos(b[j]))      # b' = b + gamma*max(b, 0)
+        t = _sgn_eps(e, d)                             # eps*sgn(d), sgn(0) = +1
+        q[j] = R[j] / (d + t)
+        st[j] = t
+    if absorb:
+        shares[0] += _row_dot(b, q, m, g)              # b' @ q
+    shares[1] += _row_dot(st, q, m, 0)                 # st @ q
+
+
+cdef void _ab_q_row(const floating* P, const floating* N, const floating* b,
+                    Py_ssize_t m, double alpha, double beta, bint absorb,
+                    const floating* R, floating* qp, floating* qn,
+                    double* shares) noexcept nogil:
+    """qp_j = alpha R_j / P_j and qn_j = -beta R_j / N_j (0 where the denominator is 0).
+
+    P and N get max(b, 0) and min(b, 0) with ``absorb``.  qn is stored
+    negated, so the backward sum is sum_j w_ij * (qp_j or qn_j).  A neuron
+    with R_j != 0 and P_j == 0 (or N_j == 0 while beta != 0) is degenerate:
+    only R_j (alpha [P_j != 0] - beta [N_j != 0]) reaches the inputs, and
+    the rest is its lost share.  The first loop is branch-free (comparisons
+    are 0/1 factors) so it vectorises; degenerate neurons are rare, so their
+    loop branches predictably.
+    """
+    cdef Py_ssize_t j, k, m8 = m - m % 8
+    cdef floating a = <floating>alpha, bt = <floating>beta
+    cdef floating fa = 1 if absorb else 0
+    cdef floating one = 1, zero = 0          # typed: a bare 1.0 would be a double
+    cdef floating p, nn, bp, okp, okn
+    cdef floating zeros[8]
+    cdef double rj, deg_sh = 0.0, n_deg = 0.0
+    for j in range(m):
+        bp = fa * _pos(b[j])
+        p = P[j] + bp
+        nn = N[j] + (fa * b[j] - bp)
+        okp = (p != zero)
+        okn = (nn != zero)
+        qp[j] = okp * (a * R[j] / (p + (one - okp)))          # 0 where P_j == 0
+        qn[j] = -(okn * (bt * R[j] / (nn + (one - okn))))     # 0 where N_j == 0
+    if absorb:
+        # sum_j max(b_j, 0) qp_j + min(b_j, 0) qn_j  (qn negated: -beta R/N b-)
+        shares[0] += _row_split_dot(b, qp, qn, m)
+    # Degenerate neurons need a zero denominator: count those first (lanes,
+    # so it vectorises) and walk the row only where there is one.
+    for k in range(8):
+        zeros[k] = 0
+    for j in range(0, m8, 8):
+        for k in range(8):
+            bp = fa * _pos(b[j + k])
+            zeros[k] += (P[j + k] + bp == zero) + (N[j + k] + (fa * b[j + k] - bp) == zero)
+    for j in range(m8, m):
+        bp = fa * _pos(b[j])
+        zeros[0] += (P[j] + bp == zero) + (N[j] + (fa * b[j] - bp) == zero)
+    if ((zeros[0] + zeros[1]) + (zeros[2] + zeros[3])) + \
+            ((zeros[4] + zeros[5]) + (zeros[6] + zeros[7])) == 0:
+        return
+    for j in range(m):
+        rj = R[j]
+        if rj == 0:
+            continue
+        p = P[j] + fa * _pos(b[j])
+        nn = N[j] + fa * (b[j] - _pos(b[j]))
+        if p == 0 or (nn == 0 and beta != 0):
+            n_deg += 1
+            deg_sh += rj * (1.0 - (alpha if p != 0 else 0.0) + (beta if nn != 0 else 0.0))
+    shares[2] += deg_sh
+    shares[3] += n_deg
+
+
 cdef void _eps_backward(const floating* a, const floating* W, Py_ssize_t n,
                         Py_ssize_t m, double gam, const floating* q,
                         floating* Rin) noexcept nogil:
@@ -278,9 +315,10 @@ cdef void _ab_backward(const floating* a, const floating* W, Py_ssize_t n,
             Rin[i] = ai * _row_split_dot(W + i * m, qn, qp, m)
 
 
-# Layers with fewer weights than this run on one thread: an OpenMP fork/join
-# costs a few microseconds, about what a pass over 128k weights takes.
-cdef Py_ssize_t PAR_MIN_WEIGHTS = 1 << 17
+# Layers with fewer weights than this run on one thread.  Measured on the
+# 2-core machine of the README: a 1024 x 1024 layer (0.4 ms a probe) is no
+# faster on two threads, a 4096 x 4096 one (memory-bound, 8.5 ms) is 1.5x.
+cdef Py_ssize_t PAR_MIN_WEIGHTS = 1 << 22
 
 
 cdef void _dense_forward_par(const floating* a, const floating* W, const floating* b,
@@ -368,7 +406,7 @@ def dense_backward(const floating[::1] a, const floating[:, ::1] W,
                 _dense_forward(&a[0], &W[0, 0], &b[0], n, m, m, ACT_LINEAR,
                                PREP_GAMMA if p2 != 0 else PREP_NONE, p2, s, q1, s1, s2)
                 _eps_q_row(s1 if p2 != 0 else s, &b[0], m, p1, p2, absorb, &R[0],
-                           q1, shares)
+                           q1, q2, shares)
                 _eps_backward(&a[0], &W[0, 0], n, m, p2, q1, &R_in[0])
     finally:
         free(buf)
@@ -381,12 +419,16 @@ def dense_backward(const floating[::1] a, const floating[:, ::1] W,
 
 def epsilon_q(const floating[:, ::1] S, const floating[::1] b,
               const floating[:, ::1] R, double eps, double gam, bint absorb,
-              floating[:, ::1] Q, double[:, ::1] shares, int n_threads=1):
-    """Q = R / (D + eps*sgn(D)), D = S (+ b'), row by row; shares[:, 0:2] += ."""
+              floating[:, ::1] Q, floating[:, ::1] scratch, double[:, ::1] shares,
+              int n_threads=1):
+    """Q = R / (D + eps*sgn(D)), D = S (+ b'), row by row; shares[:, 0:2] += .
+
+    ``scratch`` has the shape of Q (it receives eps*sgn(D)).
+    """
     cdef Py_ssize_t r, B = S.shape[0], m = S.shape[1]
     for r in prange(B, nogil=True, schedule="static", num_threads=n_threads):
         _eps_q_row(&S[r, 0], &b[0], m, eps, gam, absorb, &R[r, 0], &Q[r, 0],
-                   &shares[r, 0])
+                   &scratch[r, 0], &shares[r, 0])
 
 
 def alpha_beta_q(const floating[:, ::1] P, const floating[:, ::1] N,
@@ -639,7 +681,7 @@ def explain_single(Plan plan, const floating[::1] x, long forced,
                                       n, m, 0.0, q1, q2, Rin, n_threads)
                     else:
                         _eps_q_row(lay + 2 * m if plan.p2[k] != 0 else lay + m, b, m,
-                                   plan.p1[k], plan.p2[k], plan.absorb, R, q1,
+                                   plan.p1[k], plan.p2[k], plan.absorb, R, q1, q2,
                                    &stats[k, ST_SHARES])
                         _backward_par(RULE_EPSILON, a, <const floating*>plan.W[k],
                                       n, m, plan.p2[k], q1, q2, Rin, n_threads)
