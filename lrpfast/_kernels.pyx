@@ -55,6 +55,27 @@ cdef enum:
     OP_SOFTMAX = 3
     OP_LAYERNORM = 4
 
+# CPU check for the dispatch in _dispatch.py; compiled here, in the baseline
+# module, so that it runs on any x86-64 before an AVX2 module is imported.
+cdef extern from *:
+    """
+    static int lrpfast_cpu_avx2_fma(void) {
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    #else
+        return 0;
+    #endif
+    }
+    """
+    int lrpfast_cpu_avx2_fma() nogil
+
+
+def cpu_has_avx2_fma():
+    """True when this CPU runs AVX2 and FMA instructions."""
+    return bool(lrpfast_cpu_avx2_fma())
+
+
 # Columns of the per-boundary statistics (explain.SUM_IN, ...).
 cdef enum:
     ST_SUM_IN = 0

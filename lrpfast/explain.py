@@ -21,7 +21,7 @@ from . import reference
 from ._validation import check_choice, check_int
 from .layers import ACT_CODES, ACTIVATIONS
 from .network import Network
-from . import _kernels
+from ._dispatch import kernels as _kernels
 from .rules import CODE_ALPHA_BETA, resolve_rules
 
 BACKENDS = ("cython", "numpy")

@@ -76,3 +76,44 @@ def test_bad_thread_and_chunk_counts(bad):
         lf.explain_batch(net, X, chunk_size=bad)
     with pytest.raises(err, match="n_threads"):
         lf.explain(net, X[0], n_threads=bad)
+
+
+def _kernel_modules():
+    from lrpfast import _dispatch
+    mods = [_dispatch.baseline]
+    try:
+        fast = _dispatch.select("avx2")
+    except (RuntimeError, ImportError):
+        fast = None
+    if fast is not None and fast is not _dispatch.baseline:
+        mods.append(fast)
+    return mods
+
+
+@pytest.mark.parametrize("module", _kernel_modules(), ids=lambda m: m.__name__)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("absorb", [False, True])
+def test_every_kernel_build_matches_the_reference(module, dtype, rule, absorb, monkeypatch):
+    """The baseline and the AVX2/FMA builds both equal reference.py (own tolerance)."""
+    import importlib
+    explain_mod = importlib.import_module("lrpfast.explain")
+    monkeypatch.setattr(explain_mod, "_kernels", module)
+    net = _big_net(dtype, seed=5)
+    X = np.random.default_rng(6).uniform(-0.5, 1, (3, 600))
+    ref = lf.explain_batch(net, X, rule, absorb_bias=absorb, backend="numpy")
+    # float32: sums of 600 signed terms, errors relative to the largest |R|
+    tol = dict(rtol=1e-4, atol=2e-4) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    scale = np.abs(ref.relevance).max()
+    for i in range(3):
+        e = lf.explain(net, X[i], rule, absorb_bias=absorb)
+        np.testing.assert_allclose(e.relevance / scale, ref.relevance[i] / scale, **tol)
+    b = lf.explain_batch(net, X, rule, absorb_bias=absorb)
+    np.testing.assert_allclose(b.relevance / scale, ref.relevance / scale, **tol)
+
+
+def test_kernel_choice_is_validated():
+    from lrpfast import _dispatch
+    assert _dispatch.select("baseline") is _dispatch.baseline
+    with pytest.raises(ValueError, match="LRPFAST_KERNELS"):
+        _dispatch.select("sse9")
