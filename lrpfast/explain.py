@@ -274,17 +274,19 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
         chunk_size = max(1, (16 << 20) // (widths * net.dtype.itemsize * 3))
     else:
         chunk_size = check_int(chunk_size, "chunk_size", low=1)
-    parts = []
+    # The results are written chunk by chunk into arrays made once, so the
+    # memory beyond them is one chunk's work.
+    res = _WalkResult(np.empty((B, net.n_inputs), net.dtype), np.empty(B, np.int64),
+                      np.empty(B), np.empty((B, net.n_outputs), net.dtype),
+                      np.empty((B, len(net.layers), N_STATS)))
     # overflow is not warned about but refused after (_check_finite_result)
     with _blas_threads(blas_limit), np.errstate(over="ignore", invalid="ignore"):
         for lo in range(0, B, chunk_size):
-            f = None if forced is None else forced[lo:lo + chunk_size]
-            parts.append(_walk(net, arr[lo:lo + chunk_size], rules, f, absorb_bias,
-                               backend))
-    if len(parts) == 1:
-        res = parts[0]
-    else:
-        res = _WalkResult(*(np.concatenate(p) for p in zip(*parts)))
+            hi = min(B, lo + chunk_size)
+            part = _walk(net, arr[lo:hi], rules, None if forced is None else forced[lo:hi],
+                         absorb_bias, backend)
+            for whole, piece in zip(res, part):
+                whole[lo:hi] = piece
     stats = res.stats
     _check_finite_result(stats, res.logits, "X", net)
     return BatchExplanation(
