@@ -25,7 +25,7 @@ neurons.  They add up to ``sum(R_out) - sum(R_in)``.
 cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport copysign, copysignf, exp, fabs, fabsf, sqrt, tanh
+from libc.math cimport copysign, copysignf, exp, fabs, fabsf, isfinite, sqrt, tanh
 from libc.stdlib cimport free, malloc
 
 # Activation codes (layers.ACT_CODES).
@@ -642,7 +642,8 @@ def explain_single(Plan plan, const floating[::1] x, long forced,
     ``relevance`` (input size), ``output`` (output size) and ``stats``
     (n_layers x 6: sum_in, sum_out and the four shares per layer).  Layers
     with many weights use ``n_threads`` OpenMP threads; the sums are the same
-    for any thread count.  Returns ``(class, logit)``.
+    for any thread count.  Returns ``(class, logit, finite)``: ``finite`` is
+    False when the logit or any relevance overflowed (the caller raises).
     """
     cdef int L = plan.n_layers, k
     cdef Py_ssize_t i, n, m, cls = 0
@@ -658,6 +659,7 @@ def explain_single(Plan plan, const floating[::1] x, long forced,
     cdef const floating* a
     cdef const floating* b
     cdef double logit = 0.0
+    cdef bint finite = True
     if ws == NULL or acts == NULL:
         free(ws)
         free(acts)
@@ -710,9 +712,13 @@ def explain_single(Plan plan, const floating[::1] x, long forced,
                     R = Rin
                     Rin = tmp
                 stats[k, ST_SUM_IN] = _sum(R, n)
+                # a NaN or Inf relevance makes its boundary's sum non-finite
+                finite = finite and isfinite(stats[k, ST_SUM_IN]) and \
+                    isfinite(stats[k, ST_SUM_OUT])
+            finite = finite and isfinite(logit)
             for i in range(plan.n_input):
                 relevance[i] = R[i]
     finally:
         free(ws)
         free(acts)
-    return cls, logit
+    return cls, logit, finite

@@ -7,6 +7,7 @@ what it got and what it accepts.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -31,9 +32,10 @@ def as_float_array(value, name, dtype, *, shape=None, ndim=None, copy=False):
     """Convert ``value`` to a C-contiguous float array of ``dtype``, checked.
 
     Integers, booleans and float16/float32/float64 are cast; strings, objects
-    and complex numbers are refused with a ``TypeError``.  NaN and Inf are
-    refused with a ``ValueError``.  ``shape`` (a tuple, ``None`` entries are
-    free) and ``ndim`` are checked when given.
+    and complex numbers are refused with a ``TypeError``.  NaN and Inf (also
+    values that overflow ``dtype``) are refused with a ``ValueError``.
+    ``shape`` (a tuple, ``None`` entries are free) and ``ndim`` are checked
+    when given.
     """
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a numeric array, got a {type(value).__name__}")
@@ -54,13 +56,18 @@ def as_float_array(value, name, dtype, *, shape=None, ndim=None, copy=False):
         if not ok:
             want = tuple("*" if s is None else s for s in shape)
             raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
-    # Overflow (too large for float32, or a sum of huge values) is reported below.
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = np.array(arr, dtype=dtype, order="C", copy=True) if copy else \
-            np.ascontiguousarray(arr, dtype=dtype)
-        # One reduction is cheaper than isfinite over every element; a NaN or
-        # Inf makes the sum non-finite, and only then (or on overflow) look closer.
-        suspect = out.size and not np.isfinite(out.sum())
+    if arr.dtype == dtype and not copy:
+        # the common case: no cast, so nothing can overflow
+        out = np.ascontiguousarray(arr)
+        suspect = out.size and not math.isfinite(out.sum())
+    else:
+        # too large for float32, or a sum of huge values: reported below
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.array(arr, dtype=dtype, order="C", copy=True) if copy else \
+                np.ascontiguousarray(arr, dtype=dtype)
+            suspect = out.size and not math.isfinite(out.sum())
+    # One reduction is cheaper than isfinite over every element; a NaN or Inf
+    # makes the sum non-finite, and only then (or on overflow) look closer.
     if suspect and not np.isfinite(out).all():
         if np.isnan(out).any():
             bad = "NaN"

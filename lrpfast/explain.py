@@ -222,7 +222,7 @@ def explain(net, x, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
         rel = np.empty(net.n_inputs, dtype=net.dtype)
         out = np.empty(net.n_outputs, dtype=net.dtype)
         stats = np.empty((len(net.layers), N_STATS))
-        cls, logit = _kernels.explain_single(
+        cls, logit, finite = _kernels.explain_single(
             plan, A[0], -1 if forced is None else forced, rel, out, stats, n_threads)
     else:
         with np.errstate(over="ignore", invalid="ignore"):
@@ -230,7 +230,9 @@ def explain(net, x, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
                         absorb_bias, backend)
         rel, out, stats, cls, logit = (res.relevance[0], res.outputs[0], res.stats[0],
                                        int(res.explained_class[0]), res.logits[0])
-    _check_finite_result(stats, logit, "x", net)
+        finite = _finite(stats, logit)
+    if not finite:
+        _overflow("x", net)
     return Explanation(
         relevance=rel.reshape(net.input_shape), explained_class=int(cls),
         forced=forced is not None, logit=float(logit),
@@ -279,7 +281,7 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
     res = _WalkResult(np.empty((B, net.n_inputs), net.dtype), np.empty(B, np.int64),
                       np.empty(B), np.empty((B, net.n_outputs), net.dtype),
                       np.empty((B, len(net.layers), N_STATS)))
-    # overflow is not warned about but refused after (_check_finite_result)
+    # overflow is not warned about but refused after (_finite, _overflow)
     with _blas_threads(blas_limit), np.errstate(over="ignore", invalid="ignore"):
         for lo in range(0, B, chunk_size):
             hi = min(B, lo + chunk_size)
@@ -288,7 +290,8 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
             for whole, piece in zip(res, part):
                 whole[lo:hi] = piece
     stats = res.stats
-    _check_finite_result(stats, res.logits, "X", net)
+    if not _finite(stats, res.logits):
+        _overflow("X", net)
     return BatchExplanation(
         relevance=res.relevance.reshape((B,) + net.input_shape),
         explained_class=res.explained_class, forced=forced is not None,
@@ -357,17 +360,21 @@ def _check_forced_batch(forced_class, B, n_classes):
 _N_CORES = os.cpu_count() or 1
 
 
-def _check_finite_result(stats, logits, name, net):
-    """Refuse, rather than return, relevance that overflowed (never a silent NaN).
+def _finite(stats, logits):
+    """True unless a relevance or logit overflowed.
 
     Every boundary's Σ R is in ``stats``: one non-finite relevance anywhere
     makes one of them non-finite.
     """
-    if not (np.isfinite(stats).all() and np.isfinite(logits).all()):
-        raise ValueError(
-            f"{name}: the network's activations or relevance overflow "
-            f"{net.dtype.name} for this input (non-finite values); scale the "
-            "input down or use a float64 network")
+    return bool(np.isfinite(stats).all() and np.isfinite(logits).all())
+
+
+def _overflow(name, net):
+    """Refuse, rather than return, relevance that overflowed (never a silent NaN)."""
+    raise ValueError(
+        f"{name}: the network's activations or relevance overflow "
+        f"{net.dtype.name} for this input (non-finite values); scale the "
+        "input down or use a float64 network")
 
 
 def _check_threads(n_threads):
@@ -505,7 +512,12 @@ def _walk(net, A, rules, forced, absorb_bias, backend):
         if layer.lrp == "dense":
             S = acts[-1] @ layer.weight                 # s = a @ W (kept for epsilon)
             sums[k] = S
-            acts.append(ACTIVATIONS[layer.activation](S + layer.bias))
+            Z = S + layer.bias
+            if layer.activation == "relu":
+                np.maximum(Z, 0, out=Z)                 # in place: one array less
+                acts.append(Z)
+            else:
+                acts.append(ACTIVATIONS[layer.activation](Z))
         else:
             acts.append(layer._forward(acts[-1]))
     out = acts[-1]

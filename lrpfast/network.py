@@ -67,6 +67,7 @@ class Network:
         self.layers = tuple(layers)
         self.output_shape = tuple(shape)
         # Fixed at construction (layer shapes never change), read on every explain.
+        self._param_layers = tuple(l for l in self.layers if hasattr(l, "_version"))
         self._n_dense = sum(layer.lrp == "dense" for layer in self.layers)
         self._lrp_blocker = next(
             ((k, l) for k, l in enumerate(self.layers)
@@ -89,7 +90,7 @@ class Network:
     @property
     def version(self):
         """Changes whenever any parameter is assigned (cache key)."""
-        return tuple(getattr(layer, "_version", 0) for layer in self.layers)
+        return tuple([layer._version for layer in self._param_layers])
 
     # -- forward --------------------------------------------------------
     def _as_batch(self, x, name="x"):
