@@ -202,6 +202,20 @@ cdef inline floating _row_dot(const floating* w, const floating* q, Py_ssize_t m
     return t
 
 
+cdef inline double _sum(const floating* x, Py_ssize_t n) noexcept nogil:
+    """sum_i x_i in float64, eight lanes (x.sum(dtype=float64), other order)."""
+    cdef double acc[8]
+    cdef Py_ssize_t i, k, n8 = n - n % 8
+    for k in range(8):
+        acc[k] = 0.0
+    for i in range(0, n8, 8):
+        for k in range(8):
+            acc[k] += x[i + k]
+    for i in range(n8, n):
+        acc[0] += x[i]
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
 cdef inline floating _row_split_dot(const floating* w, const floating* up,
                                     const floating* dn, Py_ssize_t m) noexcept nogil:
     """sum_j (max(w_j, 0) up_j + min(w_j, 0) dn_j)."""
@@ -463,6 +477,24 @@ def alpha_beta_q(const floating[:, ::1] P, const floating[:, ::1] N,
                   &QP[r, 0], &QN[r, 0], &shares[r, 0])
 
 
+def row_sums(const floating[:, ::1] X, double[:] out):
+    """out = X.sum(axis=1, dtype=float64)."""
+    cdef Py_ssize_t r, B = X.shape[0], n = X.shape[1]
+    with nogil:
+        for r in range(B):
+            out[r] = _sum(&X[r, 0], n)
+
+
+def mul_row_sums(floating[:, ::1] X, const floating[:, ::1] A, double[:] out):
+    """X *= A, then out = X.sum(axis=1, dtype=float64), in one pass."""
+    cdef Py_ssize_t r, i, B = X.shape[0], n = X.shape[1]
+    with nogil:
+        for r in range(B):
+            for i in range(n):
+                X[r, i] = X[r, i] * A[r, i]
+            out[r] = _sum(&X[r, 0], n)
+
+
 # --------------------------------------------------------------------------
 # The whole network for one probe, in one call
 # --------------------------------------------------------------------------
@@ -583,12 +615,6 @@ cdef class Plan:
         free(self.W)
 
 
-cdef inline double _sum(const floating* x, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double t = 0.0
-    for i in range(n):
-        t += x[i]
-    return t
 
 
 cdef void _layer_forward(Plan plan, int k, const floating* a, floating* ws,
