@@ -1,7 +1,10 @@
 """Turn a pytest-benchmark JSON file into the README's Markdown table.
 
     pytest benchmarks/ --benchmark-only --benchmark-json=bench.json
-    python benchmarks/table.py bench.json
+    python benchmarks/table.py bench.json [more.json ...]
+
+Several files (for example one run of lrpfast and the reference, and one of
+the PyTorch peers, each in its own process) are merged group by group.
 
 One row per group (network x rule x mode x dtype): the medians of lrpfast and
 of each other contender, and the ratios (contender median / lrpfast median;
@@ -14,15 +17,21 @@ import sys
 from collections import defaultdict
 
 
-def load(path):
-    with open(path) as fh:
-        data = json.load(fh)
+def load(paths):
     groups = defaultdict(dict)
+    data = {}
+    for path in paths:
+        with open(path) as fh:
+            data = json.load(fh)
+        _add(data, groups)
+    return data.get("machine_info", {}), groups
+
+
+def _add(data, groups):
     for bench in data["benchmarks"]:
         contender = re.search(r"-(lrpfast|reference|zennit|captum|matmul-floor)\]",
                               bench["name"]).group(1)
         groups[bench["group"]][contender] = bench["stats"]["median"]
-    return data.get("machine_info", {}), groups
 
 
 def ms(t):
@@ -30,25 +39,34 @@ def ms(t):
 
 
 def table(groups):
-    lines = ["| group | lrpfast | vs reference | vs zennit | vs captum | over matmul floor |",
+    """Ratios first: how many times faster lrpfast is, then its own median."""
+    lines = ["| network, rule, mode, dtype | × reference | × zennit | × captum "
+             "| ÷ matmul floor | lrpfast median |",
              "|---|---|---|---|---|---|"]
-    for group in sorted(groups):
+    for group in sorted(groups, key=_order):
         g = groups[group]
         if "lrpfast" not in g:
             continue
         ours = g["lrpfast"]
 
         def ratio(name):
-            return f"{g[name] / ours:.1f}x ({ms(g[name])})" if name in g else "–"
-        floor = f"{ours / g['matmul-floor']:.2f}x ({ms(g['matmul-floor'])})" \
-            if "matmul-floor" in g else "–"
-        lines.append(f"| {group} | {ms(ours)} | {ratio('reference')} | {ratio('zennit')} "
-                     f"| {ratio('captum')} | {floor} |")
+            return f"{g[name] / ours:.1f}x" if name in g else "–"
+        floor = f"{ours / g['matmul-floor']:.2f}" if "matmul-floor" in g else "–"
+        lines.append(f"| {group} | {ratio('reference')} | {ratio('zennit')} "
+                     f"| {ratio('captum')} | {floor} | {ms(ours)} |")
     return "\n".join(lines)
 
 
+def _order(group):
+    net, rule, mode, dtype = group.split()
+    nets = ["seed-36-16-12-2", "mlp-784-1024-1024-10", "wide-4096-4096-10"]
+    rules = ["epsilon", "gamma", "alpha-beta"]
+    return (dtype, mode.startswith("batch"), nets.index(net) if net in nets else 9,
+            rules.index(rule) if rule in rules else 9)
+
+
 if __name__ == "__main__":
-    info, groups = load(sys.argv[1])
+    info, groups = load(sys.argv[1:])
     cpu = info.get("cpu", {})
     print(f"Machine: {cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} cores; "
           f"Python {info.get('python_version', '?')}\n")
