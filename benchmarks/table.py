@@ -35,6 +35,8 @@ def _add(data, groups):
 
 
 def ms(t):
+    if t >= 1:
+        return f"{t:.3g} s"
     return f"{t * 1e3:.3g} ms" if t >= 1e-4 else f"{t * 1e6:.3g} µs"
 
 
