@@ -565,6 +565,7 @@ def _dense_cython(net, k, layer, rule, A, S, R, absorb_bias):
     shares = np.zeros((B, 4))
     total = np.empty(B)                               # Σ R_in per row, float64
     R = np.ascontiguousarray(R)
+    A = np.ascontiguousarray(A)                       # a custom layer's output may not be
     if code == CODE_ALPHA_BETA:
         Wp, Wn = _derived(net, k, layer, "ab")
         nonneg = not (A < 0).any()
