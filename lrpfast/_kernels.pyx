@@ -83,7 +83,6 @@ cdef enum:
     ST_SHARES = 2     # bias, stabiliser, degenerate share, n degenerate
     N_STATS = 6
 
-PREP_CODES = {"none": PREP_NONE, "gamma": PREP_GAMMA, "alpha-beta": PREP_AB}
 OP_CODES = {"alias": OP_ALIAS, "dense": OP_DENSE, "act": OP_ACT,
             "softmax": OP_SOFTMAX, "layernorm": OP_LAYERNORM}
 

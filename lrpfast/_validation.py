@@ -57,18 +57,13 @@ def as_float_array(value, name, dtype, *, shape=None, ndim=None, copy=False):
             want = tuple("*" if s is None else s for s in shape)
             raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
     if arr.dtype == dtype and not copy:
-        # the common case: no cast, so nothing can overflow
-        out = np.ascontiguousarray(arr)
-        suspect = out.size and not math.isfinite(out.sum())
+        out = np.ascontiguousarray(arr)       # the common case: no cast
     else:
-        # too large for float32, or a sum of huge values: reported below
+        # values too large for float32 become Inf: reported below
         with np.errstate(over="ignore", invalid="ignore"):
             out = np.array(arr, dtype=dtype, order="C", copy=True) if copy else \
                 np.ascontiguousarray(arr, dtype=dtype)
-            suspect = out.size and not math.isfinite(out.sum())
-    # One reduction is cheaper than isfinite over every element; a NaN or Inf
-    # makes the sum non-finite, and only then (or on overflow) look closer.
-    if suspect and not np.isfinite(out).all():
+    if not _all_finite(out):
         if np.isnan(out).any():
             bad = "NaN"
         elif arr.dtype.kind == "f" and np.isfinite(arr).all():
@@ -77,6 +72,18 @@ def as_float_array(value, name, dtype, *, shape=None, ndim=None, copy=False):
             bad = "Inf"
         raise ValueError(f"{name} contains {bad}; all values must be finite")
     return out
+
+
+def _all_finite(a):
+    """True when no value of ``a`` is NaN or Inf, without a warning.
+
+    For float32 one float64 sum decides (cheaper than isfinite on every
+    element, which matters on the single-probe path): it cannot overflow,
+    and a NaN or Inf anywhere makes it non-finite.
+    """
+    if a.dtype == np.float32:
+        return math.isfinite(a.sum(dtype=np.float64))
+    return bool(np.isfinite(a).all())
 
 
 def check_real(value, name, *, low=None, high=None, low_inclusive=True,

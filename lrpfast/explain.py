@@ -386,9 +386,9 @@ def _check_threads(n_threads):
 class _blas_threads:
     """Limit BLAS to ``n`` threads (threadpoolctl, when installed).
 
-    ``n=None`` leaves BLAS alone: its threads and the OpenMP ones of the
-    element-wise kernels then take turns, never running at once.  Limiting
-    costs a scan of the loaded libraries, so it happens only on request.
+    ``n=None`` leaves BLAS alone (the element-wise kernels of the batch path
+    run on one thread, so nothing competes with it).  Limiting costs a scan
+    of the loaded libraries, so it happens only on request.
     """
 
     def __init__(self, n):

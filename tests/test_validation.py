@@ -381,3 +381,15 @@ def test_value_beyond_float32_range_named_without_warning():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="x contains values outside the float32 range"):
             lf.explain(net, np.array([1e300, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize("dtype,value", [(np.float32, 3e38), (np.float64, 1e308)])
+def test_huge_finite_values_pass_validation_without_warning(dtype, value):
+    """Finite values near the dtype's limit are valid input: no error, no warning."""
+    import warnings
+    from lrpfast._validation import as_float_array
+    x = np.full(3, value, dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = as_float_array(x, "x", np.dtype(dtype))
+    np.testing.assert_array_equal(out, x)
