@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import reference
+from ._progress import check_progress, progress_bar
 from ._validation import check_choice, check_int
 from .layers import ACT_CODES, ACTIVATIONS
 from .network import Network
@@ -242,7 +243,7 @@ def explain(net, x, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
 
 def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
                   forced_class=None, absorb_bias=False, backend="cython",
-                  n_threads=None, chunk_size=None):
+                  n_threads=None, chunk_size=None, progress=False):
     """Explain a batch of probes; same math as :func:`explain`, row by row.
 
     Parameters
@@ -260,6 +261,9 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
     chunk_size : int or None
         Probes per chunk (None: chosen so that a chunk's activations take
         about 16 MB); bounds the memory of large batches.
+    progress : bool, default False
+        Show a tqdm progress bar on stderr, updated once per chunk (needs
+        ``pip install "lrpfast[progress]"``).
 
     Returns
     -------
@@ -271,24 +275,22 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
     B = arr.shape[0]
     forced = _check_forced_batch(forced_class, B, net.n_outputs)
     blas_limit = None if n_threads is None else check_int(n_threads, "n_threads", low=1)
-    if chunk_size is None:
-        widths = sum(l.n_out for l in net.layers) + net.n_inputs
-        chunk_size = max(1, (16 << 20) // (widths * net.dtype.itemsize * 3))
-    else:
-        chunk_size = check_int(chunk_size, "chunk_size", low=1)
+    chunk_size = _chunk_size(net, chunk_size)
+    bar = progress_bar(check_progress(progress), B, "explain", "row")
     # The results are written chunk by chunk into arrays made once, so the
     # memory beyond them is one chunk's work.
     res = _WalkResult(np.empty((B, net.n_inputs), net.dtype), np.empty(B, np.int64),
                       np.empty(B), np.empty((B, net.n_outputs), net.dtype),
                       np.empty((B, len(net.layers), N_STATS)))
     # overflow is not warned about but refused after (_finite, _overflow)
-    with _blas_threads(blas_limit), np.errstate(over="ignore", invalid="ignore"):
+    with bar, _blas_threads(blas_limit), np.errstate(over="ignore", invalid="ignore"):
         for lo in range(0, B, chunk_size):
             hi = min(B, lo + chunk_size)
             part = _walk(net, arr[lo:hi], rules, None if forced is None else forced[lo:hi],
                          absorb_bias, backend)
             for whole, piece in zip(res, part):
                 whole[lo:hi] = piece
+            bar.update(hi - lo)
     stats = res.stats
     if not _finite(stats, res.logits):
         _overflow("X", net)
@@ -337,6 +339,19 @@ def _validation_as_batch(net, X):
             f"X must be a batch of shape (B, {', '.join(map(str, net.input_shape))}), "
             f"got one probe of shape {np.shape(X)}; use explain for one probe")
     return A
+
+
+def _chunk_size(net, chunk_size):
+    """Rows per chunk of :func:`explain_batch`: validated, or the default.
+
+    The default keeps a chunk's activations near 16 MB.  ``lrpfast.dask``
+    aligns its blocks to it, so that every row meets the same BLAS calls as
+    in memory (a matrix product's rounding can depend on its row count).
+    """
+    if chunk_size is None:
+        widths = sum(l.n_out for l in net.layers) + net.n_inputs
+        return max(1, (16 << 20) // (widths * net.dtype.itemsize * 3))
+    return check_int(chunk_size, "chunk_size", low=1)
 
 
 def _check_forced_batch(forced_class, B, n_classes):

@@ -100,6 +100,15 @@ class Layer:
     def describe(self):
         return type(self).__name__
 
+    def __setstate__(self, state):
+        # Unpickling (a Dask worker receiving a network) restores the arrays
+        # but not NumPy's read-only flag: set it again on every parameter.
+        self.__dict__.update(state)
+        for cls in type(self).__mro__:
+            for attr in vars(cls).values():
+                if isinstance(attr, _Param) and isinstance(state.get(attr.attr), np.ndarray):
+                    state[attr.attr].setflags(write=False)
+
     def __repr__(self):
         cfg = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({cfg})"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._progress import check_progress, progress_bar
 from ._validation import check_int, check_real
 from .layers import (DERIVATIVES, Activation, Dense, Dropout, Identity,
                      LayerNorm, SoftMax)
@@ -367,7 +368,7 @@ class Trainer:
 
 
 def train(net, X, y, *, epochs, batch_size=24, lr=0.01, momentum=0.9, seed=None,
-          shuffle=True, verbose=False):
+          shuffle=True, verbose=False, progress=False):
     """Train ``net`` in place with mini-batch SGD, momentum and softmax cross-entropy.
 
     The loss is the cross-entropy of the softmax of the logits: the input of
@@ -397,6 +398,9 @@ def train(net, X, y, *, epochs, batch_size=24, lr=0.01, momentum=0.9, seed=None,
     shuffle : bool, default True
     verbose : bool, default False
         Print ``epoch N  loss=...  train-acc=...`` after every epoch.
+    progress : bool, default False
+        Show a tqdm progress bar on stderr, updated once per epoch (needs
+        ``pip install "lrpfast[progress]"``).
 
     Returns
     -------
@@ -423,8 +427,10 @@ def train(net, X, y, *, epochs, batch_size=24, lr=0.01, momentum=0.9, seed=None,
     epochs = check_int(epochs, "epochs", low=1)
     verbose = _check_bool(verbose, "verbose")
     A, yv = _check_data(net, X, y)
-    for n in range(1, epochs + 1):
-        loss, acc = trainer._epoch(A, yv)
-        if verbose:
-            print(f"epoch {n}  loss={loss:.4f}  train-acc={acc:.3f}")
+    with progress_bar(check_progress(progress), epochs, "train", "epoch") as bar:
+        for n in range(1, epochs + 1):
+            loss, acc = trainer._epoch(A, yv)
+            if verbose:
+                print(f"epoch {n}  loss={loss:.4f}  train-acc={acc:.3f}")
+            bar.update(1)
     return trainer.history
