@@ -106,8 +106,11 @@ class Layer:
         self.__dict__.update(state)
         for cls in type(self).__mro__:
             for attr in vars(cls).values():
-                if isinstance(attr, _Param) and isinstance(state.get(attr.attr), np.ndarray):
-                    state[attr.attr].setflags(write=False)
+                arr = state.get(getattr(attr, "attr", None)) if isinstance(attr, _Param) else None
+                if isinstance(arr, np.ndarray):
+                    arr = np.array(arr, order="C")
+                    arr.setflags(write=False)
+                    setattr(self, attr.attr, arr)
 
     def __repr__(self):
         cfg = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
