@@ -9,6 +9,11 @@
 [--top-k K] [--class C] [--absorb-bias]``
     Print :func:`lrpfast.lrp_report` for a saved model and a probe.
 
+``lrpfast explain MODEL DATA.npy --out OUT.npz [--chunk-size N] [--progress]``
+    Explain a batch file (a leading batch axis) chunk by chunk, memory-mapped,
+    into ``OUT.npy`` (relevance) or ``OUT.npz`` (relevance, explained_class,
+    logits, max_residual), written atomically; then print a one-line summary.
+
 Every user error (a missing file, a probe of the wrong shape, a bad option)
 is one line on stderr and exit code 2, without a traceback.  :func:`main`
 returns the exit code; the console script ``lrpfast`` and
@@ -76,11 +81,11 @@ def load_model(path):
     return MODEL_LOADERS.get(ext, load)(path)
 
 
-def _load_probe(path):
+def _load_probe(path, mmap_mode=None):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"PROBE: no such file: {path!r}")
     try:
-        data = np.load(path, allow_pickle=False)
+        data = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise ValueError(f"PROBE: {path!r} is not a readable .npy file ({exc})") from None
     if not isinstance(data, np.ndarray):
@@ -314,6 +319,16 @@ def _build_parser():
                     metavar="C", help="explain class C instead of the argmax")
     ex.add_argument("--absorb-bias", action="store_true",
                     help="let biases take part in the denominators")
+    stream = ex.add_argument_group(
+        "batch files", "PROBE.npy may hold a batch (B, *input_shape); with --out it is "
+                       "explained chunk by chunk, memory-mapped, and written atomically")
+    stream.add_argument("--out", metavar="OUT",
+                        help="OUT.npy receives the relevance; OUT.npz relevance, "
+                             "explained_class, logits and max_residual")
+    stream.add_argument("--chunk-size", type=int, default=None, metavar="N",
+                        help="rows per chunk (default: about 8 MB of input)")
+    stream.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar on stderr (default: when stderr is a terminal)")
     return parser
 
 
@@ -341,14 +356,34 @@ def _cmd_explain(args):
     net = load_model(args.model)
     if args.forced_class is not None:
         check_int(args.forced_class, "--class", low=0, high=net.n_outputs - 1)
+    if args.out is not None or args.chunk_size is not None:
+        return _cmd_explain_batch(args, net)
     probe = _load_probe(args.probe)
     _, single = net._as_batch(probe, "PROBE")
     if not single:
         raise ValueError(f"PROBE must hold one probe of shape {net.input_shape}, "
-                         f"got a batch of shape {probe.shape}")
+                         f"got a batch of shape {probe.shape}; give --out OUT.npz to "
+                         "explain a batch")
     print(lrp_report(net, probe, forced_class=args.forced_class, top_k=args.top_k,
                      eps=args.eps, rule=args.rule, gamma=args.gamma,
                      alpha=args.alpha, absorb_bias=args.absorb_bias), end="")
+
+
+def _cmd_explain_batch(args, net):
+    """``explain ... --out OUT``: stream a batch file through explain_batch."""
+    from ._stream import explain_file, format_summary
+
+    if args.out is None:
+        raise ValueError("--chunk-size needs --out OUT.npy or OUT.npz")
+    if args.chunk_size is not None:
+        check_int(args.chunk_size, "--chunk-size", low=1)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    data = _load_probe(args.probe, mmap_mode="r")
+    summary = explain_file(
+        net, data, args.out, chunk_size=args.chunk_size, progress=progress, name="DATA",
+        rule=args.rule, eps=args.eps, gamma=args.gamma, alpha=args.alpha,
+        forced_class=args.forced_class, absorb_bias=args.absorb_bias)
+    print(format_summary(summary))
 
 
 _COMMANDS = {"demo": _cmd_demo, "explain": _cmd_explain}
