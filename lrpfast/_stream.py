@@ -20,12 +20,9 @@ import numpy as np
 
 from ._progress import progress_bar
 from ._validation import check_int
-from .explain import explain_batch
+from .explain import _chunk_size, explain_batch
 
 __all__ = ["explain_file", "format_summary"]
-
-#: Input bytes per chunk when no chunk size is given.
-CHUNK_BYTES = 8 << 20
 
 #: The arrays of an ``.npz`` output, in order (an ``.npy`` output is the first).
 OUTPUTS = ("relevance", "explained_class", "logits", "max_residual")
@@ -44,7 +41,8 @@ def explain_file(net, data, out, *, chunk_size=None, progress=False, name="DATA"
         ``.npy`` (the relevance) or ``.npz`` (relevance, explained_class,
         logits, max_residual).  Its folder must exist.
     chunk_size : int or None
-        Rows per chunk (None: about 8 MB of input).
+        Rows per chunk (None: the default chunk of :func:`lrpfast.explain_batch`,
+        about 16 MB of activations).
     progress : bool
         A tqdm bar on stderr, one update per chunk.
     name : str
@@ -76,7 +74,9 @@ def explain_file(net, data, out, *, chunk_size=None, progress=False, name="DATA"
     B = data.shape[0]
     if B == 0:
         raise ValueError(f"{name} is an empty batch of shape {data.shape}")
-    rows = max(1, CHUNK_BYTES // (net.n_inputs * data.dtype.itemsize)) if chunk_size is None \
+    # Default: explain_batch's own chunk (about 16 MB of activations), so that
+    # one read, one explain_batch chunk and one write make up the memory.
+    rows = _chunk_size(net, None) if chunk_size is None \
         else check_int(chunk_size, "--chunk-size", low=1)
     specs = {"relevance": (net.dtype, net.input_shape), "explained_class": (np.int64, ()),
              "logits": (np.float64, ()), "max_residual": (np.float64, ())}

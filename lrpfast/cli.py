@@ -326,7 +326,7 @@ def _build_parser():
                         help="OUT.npy receives the relevance; OUT.npz relevance, "
                              "explained_class, logits and max_residual")
     stream.add_argument("--chunk-size", type=int, default=None, metavar="N",
-                        help="rows per chunk (default: about 8 MB of input)")
+                        help="rows per chunk (default: about 16 MB of activations)")
     stream.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")
     return parser
