@@ -493,3 +493,26 @@ def test_class_1_of_a_one_output_model(tmp_path, probe_file):
     proc = run("explain", tmp_path / "binary.npz", probe_file, "--class", 1)
     _one_line_error(proc, "--class must be 0 for a network with a single output",
                     "negative relevance")
+
+
+def test_readme_demo_block_is_what_the_demo_prints(demo):
+    from lrpfast import _dispatch
+
+    readme = os.path.join(os.path.dirname(HERE), "README.md")
+    if not os.path.exists(readme):
+        pytest.skip("no README beside the tests")
+    text = open(readme, encoding="utf-8").read()
+    shown = re.search(r"```console\n\$ lrpfast demo\n(.*?)```", text, re.S)[1].splitlines()
+    assert max(len(line) for line in shown) <= 100
+    if not _dispatch.kernels.__name__.endswith("_avx2"):
+        pytest.skip("the README shows the AVX2/FMA kernels' last digits")
+    # Every shown line, in order, byte for byte; "..." stands for lines left out.
+    printed = [l for l in demo.out.splitlines() if not l.startswith("model saved")]
+    k = 0
+    for line in shown:
+        if line == "...":
+            continue
+        while k < len(printed) and printed[k] != line:
+            k += 1
+        assert k < len(printed), f"README line not printed (in this order): {line!r}"
+        k += 1

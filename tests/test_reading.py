@@ -15,7 +15,9 @@ import pytest
 
 import lrpfast as lf
 
-SRC = pathlib.Path(lf.__file__).resolve().parent
+# The sources of the checkout the tests belong to (an installed package may
+# hold no .pyx files).
+SRC = pathlib.Path(__file__).resolve().parent.parent / "lrpfast"
 
 
 # ---------------------------------------------------------------------------
