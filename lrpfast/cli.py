@@ -196,7 +196,7 @@ def _contrast_rows(exps, verdicts, top_k=6):
                                for e in exps]),
             ("top-4 on blob", [_hits_cell(_blob_hits(e.relevance, 0)) for e in exps]),
             ("", [""] * len(exps)),
-            ("|R| and sign", ["x: 012345    012345"] * len(exps))]
+            ("|R|, sign  x ->", [" 012345    012345"] * len(exps))]
     maps = [_map_cells(e.relevance) for e in exps]
     rows += [(f"y = {y}", [m[y] for m in maps]) for y in range(len(maps[0]))]
     rows += [("", [""] * len(exps)),
@@ -390,7 +390,8 @@ def _build_parser():
     demo.add_argument("--save", metavar="PATH",
                       help="save the trained model to PATH (.npz), before printing")
     demo.add_argument("--verbose", action="store_true",
-                      help="also print the full report of probe 1 under each rule")
+                      help="also print the full reports of probe 1 under gamma and "
+                           "alpha-beta")
 
     ex = sub.add_parser(
         "explain", help="print the LRP report of a saved model for one probe",

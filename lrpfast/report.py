@@ -512,8 +512,10 @@ def render_report(net, e, *, top_k=8, absorb_bias=None, feature_names=None):
     if len(shape) == 1:
         where = ("features named by feature_names" if names else
                  "feature i = relevance[i]")
-    else:
+    elif len(shape) == 3:
         where = "position (c, x, y) = relevance[c, y, x]"
+    else:
+        where = "positions index relevance"
     lines = _wrap(f"LRPReport  {e.rule}" + ("  [absorb_bias]" if absorb_bias else ""),
                   indent=" " * 11)
     lines += _wrap(f"  network    {arch}", indent=" " * 13)
@@ -529,7 +531,7 @@ def render_report(net, e, *, top_k=8, absorb_bias=None, feature_names=None):
     lines += _wrap(f"Verdict: {verdict.message}")
     lines.append("")
     k = min(top_k, e.relevance.size)
-    what = "features" if len(shape) == 1 else "positions (c, x, y)"
+    what = {1: "features", 3: "positions (c, x, y)"}.get(len(shape), "positions")
     lines.append(f"(b) Top-{k} most-relevant input {what}, ranked by |R|")
     top = top_positions(e.relevance, k)
     if names:
