@@ -450,15 +450,20 @@ _RULE_CHECKS = {"eps": dict(low=0.0, low_inclusive=False), "gamma": dict(low=0.0
 def _rule_options(rule):
     """The options among ``RULE_DEFAULTS`` that the rule named ``rule`` reads.
 
-    Found from the rule object's fields (``Gamma(gamma, eps)`` reads --gamma
-    and --eps), so new rules need no entry here; None when unknown.
+    Asked of the rule object (its ``uses()`` when it has one, else its
+    dataclass fields: ``Gamma(gamma, eps)`` reads --gamma and --eps), so new
+    rules need no entry here; None when the name makes no single rule.
     """
     try:
-        obj = make_rule(rule, **RULE_DEFAULTS)
-        fields = {f.name for f in dataclasses.fields(obj)}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")      # only asking, not explaining
+            obj = make_rule(rule, **RULE_DEFAULTS)
+        uses = getattr(obj, "uses", None)
+        names = set(uses()) if callable(uses) else {
+            f.name for f in dataclasses.fields(obj)}
     except (TypeError, ValueError):
         return None
-    return [name for name in RULE_DEFAULTS if name in fields]
+    return [name for name in RULE_DEFAULTS if name in names]
 
 
 def _rule_params(args):
