@@ -163,6 +163,8 @@ def sign_map(values, floor=SIGN_FLOOR):
 TABULAR_ROW = 40
 #: Widest plane drawn with the sign map beside (not below) the |R| map.
 _SIDE_BY_SIDE = 40
+#: Widest band of a plane drawn on one line (wider planes are cut in bands).
+_MAX_CELLS = 80
 
 
 def _planes(values, input_shape):
@@ -192,11 +194,12 @@ def heatmap_lines(values, input_shape, *, titles=("|R|", "sign"), sign=True,
     values : ndarray
         Anything of ``input_shape`` (relevance, or a probe).
     input_shape : tuple
-        ``(C, H, W)`` or ``(n,)`` (drawn as one row).
+        ``(C, H, W)`` or ``(n,)`` (drawn in rows of :data:`TABULAR_ROW`).
     titles : tuple of str
         Titles of the magnitude and sign maps.
     sign : bool, default True
-        Draw the sign map beside the magnitude map.
+        Draw the sign map beside the magnitude map (below it for planes
+        wider than 40).
 
     Returns
     -------
@@ -208,39 +211,53 @@ def heatmap_lines(values, input_shape, *, titles=("|R|", "sign"), sign=True,
     lines = []
     # Column layout: a 10-character label field, then "|cells|", then
     # "   |signs|"; titles and the x axis line up with the cells.  Planes
-    # wider than _SIDE_BY_SIDE get the sign map below, and tabular rows are
-    # cut every TABULAR_ROW features, so that every line fits 100 columns.
+    # wider than _SIDE_BY_SIDE get the sign map below, planes wider than
+    # _MAX_CELLS are cut in bands of columns, and tabular rows are cut every
+    # TABULAR_ROW features, so that every line fits 100 columns.
     for c, (bp, sp) in enumerate(zip(buckets, signs)):
         if tabular:
             spans = _chunks(bp.shape[1], TABULAR_ROW)
-            rows = [(0, lo, hi) for lo, hi in spans]
-            width = spans[0][1] - spans[0][0]
             ylabels = [""] if len(spans) == 1 else [f"i = {lo}" for lo, _ in spans]
+            blocks = [("features", list(zip(ylabels, [(0, lo, hi) for lo, hi in spans])),
+                       spans[0])]
         else:
-            rows = [(y, 0, bp.shape[1]) for y in range(bp.shape[0])]
-            width = bp.shape[1]
-            ylabels = [f"y = {y}" for y in range(bp.shape[0])]
-        cols = "".join(str(x % 10) for x in range(width))
-        label = "features" if tabular else f"channel {c}"
-        beside = sign and width <= _SIDE_BY_SIDE
-        head = f"{indent}{label:<11}{titles[0]:<{width + 5}}"
+            # Planes wider than _MAX_CELLS are drawn in bands of columns.
+            W = bp.shape[1]
+            bands = _chunks(W, _MAX_CELLS) if W > _MAX_CELLS else [(0, W)]
+            blocks = [(f"channel {c}" + (f", x = {lo}..{hi - 1}" if len(bands) > 1 else ""),
+                       [(f"y = {y}", (y, lo, hi)) for y in range(bp.shape[0])], (lo, hi))
+                      for lo, hi in bands]
+        for label, rows, (lo0, hi0) in blocks:
+            width = hi0 - lo0
+            cols = "".join(str(x % 10) for x in range(lo0, hi0))
+            beside = sign and width <= _SIDE_BY_SIDE and len(blocks) == 1
+            lines += _map_block(label, rows, bp, sp, titles, cols, width, beside, sign,
+                                tabular, indent)
+    return lines
+
+
+def _map_block(label, rows, bp, sp, titles, cols, width, beside, sign, tabular, indent):
+    """One heatmap block: title line, x axis, one line per (label, (y, lo, hi)) row."""
+    axis_label = "i mod 10" if tabular else "x ->"
+    head = f"{indent}{label:<11}{titles[0]:<{width + 5}}" if len(label) < 11 else \
+        f"{indent}{label}  {titles[0]}"
+    if beside:
+        head += titles[1]
+    lines = [head.rstrip()]
+    axis = f"{indent}{axis_label:>8}   {cols}"
+    if beside:
+        axis += f"     {cols}"
+    lines.append(axis)
+    for ylab, (y, lo, hi) in rows:
+        row = f"{indent}{ylab:>8}  |{''.join(RAMP[b] for b in bp[y, lo:hi])}|"
         if beside:
-            head += titles[1]
-        lines.append(head.rstrip())
-        axis = f"{indent}{'i mod 10' if tabular else 'x ->':>8}   {cols}"
-        if beside:
-            axis += f"     {cols}"
-        lines.append(axis)
-        for ylab, (y, lo, hi) in zip(ylabels, rows):
-            row = f"{indent}{ylab:>8}  |{''.join(RAMP[b] for b in bp[y, lo:hi])}|"
-            if beside:
-                row += f"   |{''.join(sp[y, lo:hi])}|"
-            lines.append(row)
-        if sign and not beside:
-            lines.append(f"{indent}{'':<11}{titles[1]}")
-            lines.append(f"{indent}{'i mod 10' if tabular else 'x ->':>8}   {cols}")
-            for ylab, (y, lo, hi) in zip(ylabels, rows):
-                lines.append(f"{indent}{ylab:>8}  |{''.join(sp[y, lo:hi])}|")
+            row += f"   |{''.join(sp[y, lo:hi])}|"
+        lines.append(row)
+    if sign and not beside:
+        lines.append(f"{indent}{'':<11}{titles[1]}")
+        lines.append(f"{indent}{axis_label:>8}   {cols}")
+        for ylab, (y, lo, hi) in rows:
+            lines.append(f"{indent}{ylab:>8}  |{''.join(sp[y, lo:hi])}|")
     return lines
 
 

@@ -551,3 +551,24 @@ def test_batch_items_remember_the_bias_mode(blob_net):
             e = batch[i]
             assert e.absorb_bias is absorb
             assert e.healthy == check_conservation(e, absorb).healthy
+
+
+def test_very_wide_image_is_drawn_in_bands_of_columns():
+    net = Network((2, 3, 170), [Dense(3)], dtype="float64", seed=0)
+    x = np.random.default_rng(4).normal(size=(2, 3, 170))
+    text = lrp_report(net, x)
+    rel = explain(net, x).relevance
+    peak = np.abs(rel).max()
+    maps = map_rows(text)
+    # per channel, 3 bands (80, 80, 10 columns), each 3 |R| rows then 3 sign rows
+    assert len(maps) == 2 * 3 * 6
+    for c in range(2):
+        for y in range(3):
+            mag = "".join(maps[c * 18 + band * 6 + y][0] for band in range(3))
+            sgn = "".join(maps[c * 18 + band * 6 + 3 + y][0] for band in range(3))
+            assert [RAMP.index(ch) for ch in mag] == [round(9 * abs(v) / peak)
+                                                      for v in rel[c, y]]
+            assert sgn == "".join("." if abs(v) < 0.01 * peak else "+" if v > 0 else "-"
+                                  for v in rel[c, y])
+    assert "channel 1, x = 160..169" in text
+    assert _widest(text) <= 100
