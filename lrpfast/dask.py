@@ -183,9 +183,12 @@ def explain_batch(net, X, *, forced_class=None, **kwargs):
                            name=f"lrpfast-network-{_net_token(net)}")
     x_ind = "i" + "".join(chr(ord("j") + k) for k in range(len(net.input_shape)))
     forced_args = (forced, "i") if per_row else (forced, None)
+    # First row of each block, one per block, so errors name the row of X.
+    starts = da.from_array(np.cumsum((0,) + rows[:-1]), chunks=1)
     parts = da.blockwise(
-        _explain_block, "i", X, x_ind, *forced_args, net_key, None, kwargs, None,
-        concatenate=True, dtype=object, meta=np.empty((0,), dtype=object),
+        _explain_block, "i", X, x_ind, starts, "i", *forced_args, net_key, None,
+        kwargs, None, concatenate=True, align_arrays=False, dtype=object,
+        meta=np.empty((0,), dtype=object),
         name=f"lrpfast-explain-{tokenize(X, forced, net_key.key, kwargs)}")
 
     def field(k, dtype, trailing):
@@ -256,13 +259,31 @@ def importance(result, by_class=False):
 # Block functions (module level: workers import them by name)
 # --------------------------------------------------------------------------
 
-def _explain_block(x, forced, net, kwargs):
+def _explain_block(x, start, forced, net, kwargs):
     """Explain one row block with the in-memory path; return the six fields."""
     if x.shape[0] == 0:     # a block emptied by slicing or filtering
         return _empty_fields(net)
-    # Looked up at call time, so the in-memory function in use is the current one.
-    b = _explain.explain_batch(net, x, forced_class=forced, **kwargs)
+    try:
+        # Looked up at call time, so the in-memory function in use is the current one.
+        b = _explain.explain_batch(net, x, forced_class=forced, **kwargs)
+    except ValueError:
+        _refuse_non_finite_rows(x, int(start[0]))
+        raise
     return tuple(getattr(b, name) for name in FIELDS)
+
+
+def _refuse_non_finite_rows(x, start):
+    """Raise a ValueError naming the first non-finite row of X, if there is one."""
+    if x.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(x.reshape(x.shape[0], -1))
+    rows = np.flatnonzero(bad.any(axis=1))
+    if rows.size:
+        r = int(rows[0])
+        kind = "NaN" if np.isnan(x[r]).any() else "Inf"
+        raise ValueError(f"X contains {kind} in row {start + r} (the first bad row of the "
+                         f"block of rows {start} to {start + x.shape[0] - 1}); all values "
+                         "must be finite") from None
 
 
 def _field(part, k):
