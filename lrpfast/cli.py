@@ -408,7 +408,8 @@ def _build_parser():
                "  lrpfast demo --save model.npz\n"
                "  python -c \"import numpy as np, lrpfast.datasets as d; "
                "np.save('probe.npy', d.blobs(1, 0.05, seed=1, cls=1)[0][0])\"\n"
-               "  lrpfast explain model.npz probe.npy --rule gamma --top-k 4\n\n"
+               "  lrpfast explain model.npz probe.npy --rule gamma --top-k 4\n"
+               "  lrpfast explain model.npz batch.npy --out explanations.npz --progress\n\n"
                "Errors (missing file, wrong probe shape, bad option) print one line "
                "and exit with code 2.")
     ex.add_argument("model", metavar="MODEL", help="model file (.npz or .onnx)")
@@ -431,7 +432,7 @@ def _build_parser():
     ex.add_argument("--absorb-bias", action="store_true",
                     help="let biases take part in the denominators")
     stream = ex.add_argument_group(
-        "batch files", "PROBE.npy may hold a batch (B, *input_shape); with --out it is "
+        "batch files", "PROBE.npy may hold a batch (B, *input_shape): with --out it is\n"
                        "explained chunk by chunk, memory-mapped, and written atomically")
     stream.add_argument("--out", metavar="OUT",
                         help="OUT.npy receives the relevance; OUT.npz relevance, "
