@@ -105,7 +105,14 @@ class DaskBatchExplanation:
             keywords (see :func:`explain_batch` for the conditions of
             byte-equality).
         """
-        values = dask.compute(*(getattr(self, name) for name in FIELDS), **kwargs)
+        arrays = [getattr(self, name) for name in FIELDS]
+        if _in_this_process(kwargs.get("scheduler"), arrays):
+            # Blocks written straight into the result arrays: no final
+            # concatenation (a copy of every field), and no second copy in memory.
+            values = [np.empty(a.shape, a.dtype) for a in arrays]
+            da.store(arrays, values, lock=False, **kwargs)
+        else:
+            values = dask.compute(*arrays, **kwargs)
         fields = dict(zip(FIELDS, values))
         return BatchExplanation(
             forced=self.forced, rule=self.rule, _layers=self._layers,
@@ -345,6 +352,18 @@ def _empty_fields(net):
 # --------------------------------------------------------------------------
 # Validation and graph helpers
 # --------------------------------------------------------------------------
+
+def _in_this_process(scheduler, arrays):
+    """Whether the scheduler dask.compute would use runs the tasks in this process."""
+    import dask.local
+    import dask.threaded
+
+    try:
+        get = dask.base.get_scheduler(scheduler=scheduler, collections=arrays)
+    except Exception:       # let dask.compute report a bad scheduler
+        return False
+    return get in (dask.threaded.get, dask.local.get_sync)
+
 
 def _check_dask_batch(net, X):
     if not isinstance(X, da.Array):
