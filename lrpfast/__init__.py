@@ -22,13 +22,16 @@ from .network import Network, load
 from .report import lrp_report
 from .train import train
 from . import datasets
-from .rules import AlphaBeta, Epsilon, Gamma, Rule
+from .rules import (AlphaBeta, Epsilon, Flat, Gamma, GeneralizedGamma, Rule, WSquare, ZBox,
+                    ZPlus)
+from .composites import Composite, composite
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Activation", "AlphaBeta", "BatchExplanation", "Boundary", "Dense", "Dropout",
-    "Epsilon", "Explanation", "Flatten", "Gamma", "Identity", "Layer", "LayerNorm",
+    "Activation", "AlphaBeta", "BatchExplanation", "Boundary", "Composite", "Dense",
+    "Dropout", "Epsilon", "Explanation", "Flat", "Flatten", "Gamma", "GeneralizedGamma",
+    "Identity", "WSquare", "ZBox", "ZPlus", "composite", "Layer", "LayerNorm",
     "Network", "ReLU", "Rule", "Sigmoid", "SoftMax", "Tanh", "explain",
     "datasets", "explain_batch", "from_onnx", "from_sklearn", "from_torch", "load", "lrp_report", "train", "__version__",
 ]
