@@ -6,8 +6,10 @@
     three rules side by side.
 
 ``lrpfast explain MODEL PROBE.npy [--rule R] [--eps E] [--gamma G] [--alpha A]
-[--top-k K] [--class C] [--absorb-bias]``
-    Print :func:`lrpfast.lrp_report` for a saved model and a probe.
+[--low L] [--high H] [--top-k K] [--class C] [--absorb-bias]``
+    Print :func:`lrpfast.lrp_report` for a saved model and a probe.  ``--rule``
+    takes every rule name and composite; ``--low``/``--high`` are the z-box
+    bounds of ``z-box`` and ``epsilon-gamma-box``.
 
 Every user error (a missing file, a probe of the wrong shape, a bad option)
 is one line on stderr and exit code 2, without a traceback.  :func:`main`
@@ -26,9 +28,11 @@ import numpy as np
 
 from . import datasets
 from ._validation import check_int, check_real
+from .composites import COMPOSITES, Composite, composite
 from .explain import explain
 from .layers import Dense, SoftMax
 from .network import Network, load
+from .rules import NAMED, ZBox
 from .report import (ascii_probe, check_conservation, format_position,
                      heatmap_lines, render_report, top_positions)
 from .train import Trainer
@@ -264,6 +268,9 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(self.prog, message)
 
 
+_RULE_CHOICES = NAMED + ("z-box",) + tuple(COMPOSITES)
+
+
 def _build_parser():
     parser = _Parser(
         prog="lrpfast",
@@ -299,8 +306,10 @@ def _build_parser():
                "and exit with code 2.")
     ex.add_argument("model", metavar="MODEL", help="model file (.npz or .onnx)")
     ex.add_argument("probe", metavar="PROBE.npy", help="probe array (.npy)")
-    ex.add_argument("--rule", choices=("epsilon", "gamma", "alpha-beta"),
-                    default="epsilon", help="dense-layer rule (default: epsilon)")
+    ex.add_argument("--rule", choices=_RULE_CHOICES, default="epsilon", metavar="R",
+                    help="dense-layer rule: " + ", ".join(_RULE_CHOICES[:-len(COMPOSITES)])
+                    + " (z-box: on the first Dense layer, epsilon above), or a "
+                    "composite: " + ", ".join(COMPOSITES) + " (default: epsilon)")
     ex.add_argument("--eps", type=float, default=1e-2, metavar="E",
                     help="epsilon/gamma stabiliser, > 0 (default: 0.01)")
     ex.add_argument("--gamma", type=float, default=0.25, metavar="G",
@@ -308,6 +317,10 @@ def _build_parser():
     ex.add_argument("--alpha", type=float, default=2.0, metavar="A",
                     help="alpha of the alpha-beta rule, >= 1; beta = alpha - 1 "
                          "(default: 2)")
+    ex.add_argument("--low", type=float, default=None, metavar="L",
+                    help="lower z-box bound of every input (z-box, epsilon-gamma-box)")
+    ex.add_argument("--high", type=float, default=None, metavar="H",
+                    help="upper z-box bound of every input (z-box, epsilon-gamma-box)")
     ex.add_argument("--top-k", type=int, default=8, metavar="K",
                     help="rows of the top-K table, >= 1 (default: 8)")
     ex.add_argument("--class", dest="forced_class", type=int, default=None,
@@ -341,14 +354,41 @@ def _cmd_explain(args):
     net = load_model(args.model)
     if args.forced_class is not None:
         check_int(args.forced_class, "--class", low=0, high=net.n_outputs - 1)
+    rule = _cli_rule(args, net)
     probe = _load_probe(args.probe)
     _, single = net._as_batch(probe, "PROBE")
     if not single:
         raise ValueError(f"PROBE must hold one probe of shape {net.input_shape}, "
                          f"got a batch of shape {probe.shape}")
+    kw = dict(eps=args.eps, gamma=args.gamma)
+    if isinstance(rule, Composite):     # --eps and --gamma are in it already
+        kw = {}
     print(lrp_report(net, probe, forced_class=args.forced_class, top_k=args.top_k,
-                     eps=args.eps, rule=args.rule, gamma=args.gamma,
+                     rule=rule, **kw,
                      alpha=args.alpha, absorb_bias=args.absorb_bias), end="")
+
+
+def _cli_rule(args, net):
+    """The ``rule=`` of ``--rule`` with ``--low``/``--high`` (z-box bounds)."""
+    box = args.rule in ("z-box", "epsilon-gamma-box")
+    given = [o for o, v in (("--low", args.low), ("--high", args.high)) if v is not None]
+    if not box:
+        if given:
+            raise ValueError(f"{' and '.join(given)} apply only to --rule z-box and "
+                             f"epsilon-gamma-box, not {args.rule}")
+        return args.rule
+    missing = [o for o, v in (("--low", args.low), ("--high", args.high)) if v is None]
+    if missing:
+        raise ValueError(f"--rule {args.rule} needs the z-box bounds "
+                         f"{' and '.join(missing)}")
+    check_real(args.low, "--low")
+    check_real(args.high, "--high")
+    if not args.low < args.high:
+        raise ValueError(f"--low must be < --high, got {args.low:g} and {args.high:g}")
+    if args.rule == "epsilon-gamma-box":
+        return composite(args.rule, low=args.low, high=args.high, eps=args.eps,
+                         gamma=args.gamma)
+    return [ZBox(args.low, args.high)] + ["epsilon"] * (net._n_dense - 1)
 
 
 _COMMANDS = {"demo": _cmd_demo, "explain": _cmd_explain}

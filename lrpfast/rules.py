@@ -88,6 +88,10 @@ class Rule:
         """The explain keywords this rule object took (for the unused-parameter warning)."""
         return ()
 
+    def allowed_shares(self, absorb_bias):
+        """The shares of the conservation verdict this rule object may use."""
+        return (("bias",) if absorb_bias and self.bias_enters else ()) + self.shares
+
     # hooks with a network in hand (z-box needs them)
     def check_layer(self, net, k_dense, what):
         """Refuse a network position the rule cannot take (ValueError)."""
@@ -201,7 +205,11 @@ class AlphaBeta(Rule):
     eps: float = 0.0
     name = "alpha-beta"
     by_name = ("alpha",)
-    shares = ("stabilizer", "degenerate")
+    shares = ("degenerate",)          # the stabiliser too when eps > 0
+
+    def allowed_shares(self, absorb_bias):
+        extra = ("stabilizer",) if self.eps else ()
+        return (("bias",) if absorb_bias else ()) + extra + self.shares
 
     def __post_init__(self):
         object.__setattr__(self, "alpha", check_real(self.alpha, "alpha", low=1.0))

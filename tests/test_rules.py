@@ -605,3 +605,95 @@ def test_unused_parameters_warn_and_defaults_do_not():
         lf.explain(net, x, rule="gamma", gamma=5)       # used: no warning
         lf.explain(net, x, rule=["epsilon", "gamma", "alpha-beta"], gamma=1, alpha=3, eps=1)
         lf.composite("epsilon-gamma-box", low=0, high=1, gamma=2.0, eps=0.5)
+
+
+# --------------------------------------------------------------------------
+# Report and CLI
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("absorb", [False, True])
+@pytest.mark.parametrize("vid", VIDS)
+def test_report_verdict_is_healthy_for_every_rule(vid, absorb, dtype):
+    from lrpfast.report import check_conservation
+    net, kw, _, X = _setup("image", vid, dtype)
+    e = lf.explain(net, X[0], absorb_bias=absorb, **kw)
+    v = check_conservation(e, absorb_bias=absorb)
+    assert v.healthy, v.message
+
+
+def test_report_flags_a_share_the_rule_does_not_have():
+    """flat has no share at all, z-box no bias share, alpha-beta(eps=0) no stabiliser."""
+    import dataclasses
+    from lrpfast.report import check_conservation
+    net, _, _, X = _setup("image", "z-plus", "float64")
+    for rule, k, share in (("flat", 1, "stabilizer_share"),
+                           ([lf.ZBox(-4.0, 4.0), "epsilon", "epsilon"], 0, "bias_share"),
+                           (lf.AlphaBeta(2.0), 1, "stabilizer_share")):
+        e = lf.explain(net, X[0], rule=rule, absorb_bias=True)
+        b = e.boundaries[k]
+        bounds = list(e.boundaries)
+        bounds[k] = dataclasses.replace(b, sum_in=b.sum_out - 0.3, residual=0.3,
+                                        **{share: 0.3})
+        object.__setattr__(e, "boundaries", tuple(bounds))     # cached_property slot
+        assert not check_conservation(e, absorb_bias=True).healthy, rule
+    # while alpha-beta with a stabiliser may use it
+    e = lf.explain(net, X[0], rule=lf.AlphaBeta(2.0, eps=0.5))
+    assert any(b.stabilizer_share != 0 for b in e.boundaries)
+    assert check_conservation(e).healthy
+
+
+def test_report_names_the_composite_and_one_rule_per_layer():
+    net, _, _, X = _setup("image", "z-plus", "float32")
+    text = lf.lrp_report(net, X[1], rule="epsilon-plus-flat", top_k=3)
+    lines = text.splitlines()
+    assert lines[0] == "LRPReport  epsilon-plus-flat (composite: flat-rule / z-plus-rule / " \
+                       "epsilon-rule)"
+    assert lines[1] == "  rules      layer 0 Dense(16, relu): flat-rule"
+    assert lines[2] == "             layer 1 Dense(12, relu): z-plus-rule"
+    assert lines[3] == "             layer 2 Dense(2, linear): epsilon-rule (eps=0.01)"
+    table = text.split("(a) ")[1].split("Max conservation")[0]
+    for name in ("flat", "z-plus", "epsilon"):
+        assert f"  {name} " in table
+    assert "Verdict: healthy" in text
+    # one rule everywhere: no per-layer lines
+    assert lf.lrp_report(net, X[1], rule="w-square").splitlines()[1].startswith("  network")
+
+
+def test_report_says_seeded_by_the_caller():
+    net, _, _, X = _setup("image", "z-plus", "float64")
+    text = lf.lrp_report(net, X[0], output_relevance=[1.0, -1.0])
+    assert "seeded by the caller (output_relevance, sum R = +0)" in text
+    assert "Verdict: healthy" in text
+
+
+def test_cli_takes_the_new_rules_and_bounds(tmp_path, capsys):
+    from lrpfast import cli
+    net, _, _, X = _setup("image", "z-plus", "float32")
+    model, probe = tmp_path / "m.npz", tmp_path / "p.npy"
+    net.save(str(model))
+    x = np.clip(X[1], 0, 1)
+    np.save(probe, x)
+    for rule in ("z-plus", "w-square", "flat", "gamma-generalized", "epsilon-plus",
+                 "epsilon-alpha2-beta1-flat", "epsilon-w-square"):
+        assert cli.main(["explain", str(model), str(probe), "--rule", rule]) == 0
+        out = capsys.readouterr().out
+        assert out == lf.lrp_report(net, x, rule=rule)
+    assert cli.main(["explain", str(model), str(probe), "--rule", "epsilon-gamma-box",
+                     "--low", "0", "--high", "1", "--gamma", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert out == lf.lrp_report(net, x, rule=lf.composite("epsilon-gamma-box", low=0.0,
+                                                          high=1.0, gamma=0.5))
+    assert cli.main(["explain", str(model), str(probe), "--rule", "z-box", "--low", "0",
+                     "--high", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out == lf.lrp_report(net, x, rule=[lf.ZBox(0.0, 1.0), "epsilon", "epsilon"])
+    for args, msg in ((["--rule", "z-box"], "needs the z-box bounds --low and --high"),
+                      (["--rule", "epsilon-gamma-box", "--low", "0"], "needs the z-box "
+                       "bounds --high"),
+                      (["--rule", "epsilon", "--low", "0"], "--low apply only to"),
+                      (["--rule", "z-box", "--low", "1", "--high", "0"], "--low must be <"),
+                      (["--rule", "z-box", "--low", "0.5", "--high", "0.6"], "outside"),
+                      (["--rule", "nope"], "invalid choice")):
+        assert cli.main(["explain", str(model), str(probe), *args]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1, err
