@@ -48,6 +48,7 @@ cdef enum:
     PREP_NONE = 0    # epsilon: s = a @ W is all it needs
     PREP_GAMMA = 1   # gamma: s1 = a @ W'
     PREP_AB = 2      # alpha-beta: s1 = P, s2 = N
+    PREP_P = 3       # z-plus, generalised gamma: s1 = P (N = s - P where needed)
 
 # Rule codes (rules.CODE_*).
 cdef enum:
@@ -145,8 +146,9 @@ cdef void _dense_forward(const floating* a, const floating* W, const floating* b
     W is n x m with rows ``ld`` apart (ld = m, or more for a block of columns).
     PREP_GAMMA: s1 = a @ W' with W' = W + gam*max(W, 0).
     PREP_AB:    s1 = sum_i max(a_i W_ij, 0) (P), s2 = sum_i min(a_i W_ij, 0) (N).
+    PREP_P:     s1 = P only.
     Rows with a_i == 0 (common after a ReLU) contribute nothing and are
-    skipped; for epsilon and gamma the others are taken four at a time, so
+    skipped; except for alpha-beta the others are taken four at a time, so
     each s_j is loaded and stored once per four rows (the loop is bound by
     those stores).
     """
@@ -194,6 +196,14 @@ cdef void _dense_forward(const floating* a, const floating* W, const floating* b
                     s[j] += (a0 * w0 + a1 * w1) + (a2 * w2 + a3 * w3)
                     s1[j] += ((a0 * (w0 + g * _pos(w0)) + a1 * (w1 + g * _pos(w1)))
                               + (a2 * (w2 + g * _pos(w2)) + a3 * (w3 + g * _pos(w3))))
+            else:       # PREP_P: the same association for s and P, so a column
+                for j in range(m):      # with no negative c_ij has s - P == 0 exactly
+                    c0 = a0 * r0[j]
+                    c1 = a1 * r1[j]
+                    c2 = a2 * r2[j]
+                    c3 = a3 * r3[j]
+                    s[j] += (c0 + c1) + (c2 + c3)
+                    s1[j] += (_pos(c0) + _pos(c1)) + (_pos(c2) + _pos(c3))
         t = 0 if prep == PREP_AB else nz - nz % 4
     else:              # no memory for the row list: every row, one at a time
         t = 0
@@ -211,6 +221,11 @@ cdef void _dense_forward(const floating* a, const floating* W, const floating* b
                 w0 = r0[j]
                 s[j] += a0 * w0
                 s1[j] += a0 * (w0 + g * _pos(w0))       # s1 += a_i * W'[i, :]
+        elif prep == PREP_P:
+            for j in range(m):
+                c0 = a0 * r0[j]
+                s[j] += c0
+                s1[j] += _pos(c0)                       # P += max(c, 0)
         else:
             for j in range(m):
                 c0 = a0 * r0[j]
@@ -650,11 +665,16 @@ def dense_backward(const floating[::1] a, const floating[:, ::1] W,
     try:
         with nogil:
             if code == RULE_ALPHA_BETA or code == RULE_GAMMA_GEN:
-                _dense_forward(&a[0], &W[0, 0], &b[0], n, m, m, ACT_LINEAR, PREP_AB,
+                # as in explain_single (Plan): PREP_P for z-plus and gamma-gen
+                _dense_forward(&a[0], &W[0, 0], &b[0], n, m, m, ACT_LINEAR,
+                               PREP_AB if code == RULE_ALPHA_BETA and p2 != 0 else PREP_P,
                                0.0, s, q1, s1, s2)
                 if code == RULE_ALPHA_BETA:
-                    _ab_q_row(s1, s2, &b[0], m, p1, p2, p3, absorb, &R[0], q1, q2, shares)
+                    _ab_q_row(s1, s2 if p2 != 0 else s1, &b[0], m, p1, p2, p3, absorb,
+                              &R[0], q1, q2, shares)
                 else:
+                    for j in range(m):
+                        s2[j] = s[j] - s1[j]                # N = s - P
                     _gg_q_row(s, s1, s2, &b[0], m, p2, p1, absorb, &R[0], q1, q2, shares)
                 _ab_backward(&a[0], &W[0, 0], n, m, q1, q2, &R_in[0])
             elif code == RULE_WSQUARE:
@@ -827,7 +847,9 @@ cdef class Plan:
             self.n_in[k] = n_in
             self.n_out[k] = n_out
             width = max(width, n_in, n_out)
-            if code == RULE_ALPHA_BETA or code == RULE_GAMMA_GEN:
+            if code == RULE_GAMMA_GEN or (code == RULE_ALPHA_BETA and p2 == 0):
+                self.prep[k] = PREP_P       # z-plus needs no N; gamma-gen: N = s - P
+            elif code == RULE_ALPHA_BETA:
                 self.prep[k] = PREP_AB
             elif code == RULE_EPSILON and p2 != 0:
                 self.prep[k] = PREP_GAMMA
@@ -1004,10 +1026,13 @@ def explain_single(Plan plan, const floating[::1] x, long forced,
                     x1 = <const floating*>plan.aux[3 * k]
                     lay = ws + plan.off[k]          # out | s | s1 | s2
                     if code == RULE_ALPHA_BETA:
-                        _ab_q_row(lay + 2 * m, lay + 3 * m, b, m, plan.p1[k],
-                                  plan.p2[k], plan.p3[k], plan.absorb, R, q1, q2,
-                                  &stats[k, ST_SHARES])
+                        # z-plus (beta = 0) reads no N: P stands in for it
+                        _ab_q_row(lay + 2 * m, lay + (3 if plan.p2[k] != 0 else 2) * m,
+                                  b, m, plan.p1[k], plan.p2[k], plan.p3[k], plan.absorb,
+                                  R, q1, q2, &stats[k, ST_SHARES])
                     elif code == RULE_GAMMA_GEN:
+                        for i in range(m):
+                            lay[3 * m + i] = lay[m + i] - lay[2 * m + i]    # N = s - P
                         _gg_q_row(lay + m, lay + 2 * m, lay + 3 * m, b, m, plan.p2[k],
                                   plan.p1[k], plan.absorb, R, q1, q2, &stats[k, ST_SHARES])
                     elif code == RULE_WSQUARE:
