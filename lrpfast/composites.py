@@ -3,16 +3,16 @@
 The recommendation of the LRP overview (Montavon et al. 2019) as presets, with
 the names zennit uses:
 
-===========================  =================  =================  ===========
-composite                    first Dense        middle Dense       last Dense
-===========================  =================  =================  ===========
-``epsilon-plus``             z-plus             z-plus             epsilon
-``epsilon-plus-flat``        flat               z-plus             epsilon
-``epsilon-gamma-box``        z-box              gamma-generalized  epsilon
-``epsilon-alpha2-beta1``     alpha-beta         alpha-beta         epsilon
-``epsilon-alpha2-beta1-flat``  flat             alpha-beta         epsilon
-``epsilon-w-square``         w-square           epsilon            epsilon
-===========================  =================  =================  ===========
+=============================  ==========  =================  =======
+composite                      first       middle             last
+=============================  ==========  =================  =======
+``epsilon-plus``               z-plus      z-plus             epsilon
+``epsilon-plus-flat``          flat        z-plus             epsilon
+``epsilon-gamma-box``          z-box       gamma-generalized  epsilon
+``epsilon-alpha2-beta1``       alpha-beta  alpha-beta         epsilon
+``epsilon-alpha2-beta1-flat``  flat        alpha-beta         epsilon
+``epsilon-w-square``           w-square    epsilon            epsilon
+=============================  ==========  =================  =======
 
 A composite is exactly that list of rules, each built as ``explain`` builds a
 rule given by name from ``eps``, ``gamma`` and ``alpha`` (so ``eps`` goes to
