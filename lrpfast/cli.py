@@ -421,9 +421,9 @@ def _build_parser():
     # None marks "not given": an option that the rule does not use is warned
     # about only when given; the rule defaults (RULE_DEFAULTS) fill in the rest.
     ex.add_argument("--eps", type=float, default=None, metavar="E",
-                    help="epsilon/gamma stabiliser, > 0 (default: 0.01)")
+                    help="stabiliser of epsilon, gamma, gamma-generalized, > 0 (default: 0.01)")
     ex.add_argument("--gamma", type=float, default=None, metavar="G",
-                    help="gamma of the gamma rule, >= 0 (default: 0.25)")
+                    help="gamma of gamma and gamma-generalized, >= 0 (default: 0.25)")
     ex.add_argument("--alpha", type=float, default=None, metavar="A",
                     help="alpha of the alpha-beta rule, >= 1; beta = alpha - 1 "
                          "(default: 2)")
