@@ -697,3 +697,81 @@ def test_cli_takes_the_new_rules_and_bounds(tmp_path, capsys):
         assert cli.main(["explain", str(model), str(probe), *args]) == 2
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1, err
+
+
+# --------------------------------------------------------------------------
+# Hypothesis: the shares add up and match the loops, for every new rule
+# --------------------------------------------------------------------------
+
+from hypothesis import assume, given, settings          # noqa: E402
+from hypothesis import strategies as st                 # noqa: E402
+from test_properties import ELEM, as_dtype, dtypes, mat, sizes, vec   # noqa: E402
+
+NEW_SPECS = st.one_of(
+    st.just(("z-plus",)),
+    st.sampled_from([1e-6, 0.3]).map(lambda e: ("w-square", e)),
+    st.just(("flat",)),
+    st.tuples(st.just("gamma-generalized"), st.sampled_from([0.0, 0.25, 2.0]),
+              st.sampled_from([1e-2, 0.3])),
+    st.tuples(st.just("alpha-beta"), st.floats(1.0, 4.0), st.sampled_from([1e-3, 0.5])),
+)
+
+
+def _rule_of(spec):
+    return {"z-plus": lambda: lf.ZPlus(), "w-square": lambda: lf.WSquare(spec[1]),
+            "flat": lambda: lf.Flat(),
+            "gamma-generalized": lambda: lf.GeneralizedGamma(spec[1], spec[2]),
+            "alpha-beta": lambda: lf.AlphaBeta(spec[1], eps=spec[2])}[spec[0]]()
+
+
+def _gg_well_posed(spec, a, W, b, absorb, dtype):
+    """Generalised gamma: no z_j or D_j within rounding of 0 (their signs would be noise)."""
+    if spec[0] != "gamma-generalized":
+        return True
+    g = spec[1]
+    C = a[:, None] * W
+    z = C.sum(0) + b
+    zsize = np.abs(C).sum(0) + np.abs(b)
+    N = np.where(z > 0, C + g * np.maximum(C, 0), C + g * np.minimum(C, 0))
+    bb = np.where(z > 0, b + g * np.maximum(b, 0), b + g * np.minimum(b, 0))
+    D = N.sum(0) + (bb if absorb else 0)
+    size = np.abs(N).sum(0) + np.abs(bb)
+    thr = 1e-4 if dtype == np.float32 else 1e-12
+    return bool(np.all(((zsize == 0) | (np.abs(z) > thr * zsize))
+                       & ((size == 0) | (np.abs(D) > thr * size))))
+
+
+@settings(max_examples=80)
+@given(n=sizes, m=sizes, data=st.data(), spec=NEW_SPECS, absorb=st.booleans(), dtype=dtypes,
+       runner=st.sampled_from(["kernel", "reference", "batch"]))
+def test_new_rules_shares_add_up(n, m, data, spec, absorb, dtype, runner):
+    a, W, b, R = as_dtype(dtype, data.draw(vec(n)), data.draw(mat(n, m)),
+                          data.draw(vec(m)), data.draw(vec(m)))
+    assume(_gg_well_posed(spec, a, W, b, absorb, dtype))
+    rule = _rule_of(spec)
+    exp = L.apply_rule(spec, a, W, b, R, absorb)
+    layer = _FakeLayer(W, b)
+    if runner == "kernel":
+        code, p1, p2, p3 = rule.kernel_args()
+        R_in = np.zeros(n, dtype=dtype)
+        z = np.ascontiguousarray(a @ W + b)
+        shares = _dispatch.kernels.dense_backward(a, W, b, z, R, code, p1, p2, absorb, R_in,
+                                                  p3, *rule.plan_aux(layer, absorb))
+    elif runner == "reference":
+        R_in, shares = rule.reference(a[None], W, b, R[None], absorb)
+        R_in, shares = R_in[0], shares[0]
+    else:
+        R_in, shares, _ = rule.batch({}, layer, a[None], np.ascontiguousarray(a[None] @ W),
+                                     R[None], absorb)
+        R_in, shares = R_in[0], shares[0]
+    _check_layer(R_in, shares, exp, R, dtype, runner)
+
+
+def test_every_registered_rule_is_known_everywhere():
+    """A rule is one class in the registry: report, CLI and names follow from it."""
+    from lrpfast import cli, report, rules
+    for name, cls in rules.RULES.items():
+        assert report._ALLOWED[name] == cls.shares
+        assert name in cli._RULE_CHOICES
+        assert (name in rules.NAMED) == (cls.by_name is not None)
+        assert callable(cls.batch) and callable(cls.reference) and callable(cls.kernel_args)
