@@ -553,7 +553,7 @@ def resolve_rules(rule, n_dense, *, eps=1e-2, gamma=0.25, alpha=2.0, net=None):
     for key in unused:
         warnings.warn(
             f"{key}={dict(eps=eps, gamma=gamma, alpha=alpha)[key]!r} is not used by "
-            f"the rule(s) {rules.label}; it has no effect", UserWarning, stacklevel=3)
+            f"the rule(s) {rules.label}; it has no effect", UserWarning, stacklevel=4)
     if net is not None and rules.needs_check:
         for k, r in enumerate(rules):
             r.check_layer(net, k, "rule" if rules.name or len(set(rules)) == 1
