@@ -14,7 +14,9 @@ from ._validation import as_float_array, check_dtype
 from .layers import LAYER_KINDS, Layer
 
 FORMAT_NAME = "lrpfast-network"
-FORMAT_VERSION = 1
+# Version 2 added the Affine layer (kind "affine"); version 1 files load as
+# they are (every version-1 layer kind is read the same way).
+FORMAT_VERSION = 2
 
 
 class Network:
@@ -22,8 +24,10 @@ class Network:
 
     Parameters
     ----------
-    input_shape : tuple of int
-        Shape of one probe: ``(C, H, W)`` for image-like inputs or ``(n,)``.
+    input_shape : int or tuple of int
+        Shape of one probe, any rank: ``(n,)`` for tabular inputs, ``(C, H, W)``
+        for image-like ones, ``(T, F)`` for a window of time steps, ...
+        Layers see the probe flattened in C order.
     layers : list of Layer
         Applied in order.  Each layer object belongs to one network.
     dtype : {"float32", "float64"}, default "float32"
@@ -242,9 +246,10 @@ def _check_shape(shape):
         shape = tuple(shape)
     except TypeError:
         raise TypeError(f"input_shape must be a tuple of ints, got {shape!r}") from None
-    if len(shape) not in (1, 3) or not all(
+    if not shape or not all(
             isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0
             for s in shape):
         raise ValueError(
-            f"input_shape must be (n,) or (C, H, W) with positive ints, got {shape!r}")
+            "input_shape must be a non-empty tuple of positive ints, such as (n,), "
+            f"(T, F) or (C, H, W), got {shape!r}")
     return tuple(int(s) for s in shape)

@@ -75,26 +75,39 @@ _SHARE_NAMES = {"bias": "bias", "stabilizer": "stabiliser", "degenerate": "degen
 # ---------------------------------------------------------------------------
 
 def format_position(flat, input_shape):
-    """Print a flat input index as ``(channel, x, y)``, or a feature index.
+    """Print a flat input index as the reader knows the input.
 
     Parameters
     ----------
     flat : int
-        C-order flat index: ``flat = (c*H + y)*W + x``.
+        C-order flat index into a probe of ``input_shape``.
     input_shape : tuple
-        ``(C, H, W)`` or ``(n,)``.
+        Any rank.
 
     Returns
     -------
     str
-        ``"(c, x, y)"`` (x is the column) or ``"feature i"`` for ``(n,)``.
+        - rank 1 ``(n,)``: ``"feature i"`` (tabular inputs, as before);
+        - rank 3 ``(C, H, W)``: ``"(c, x, y)"`` with ``flat = (c*H + y)*W + x``
+          (x is the column, as in the seed);
+        - any other rank: the NumPy index ``"[i, j, ...]"``, so that
+          ``probe[i, j, ...]`` is the position (e.g. time step and feature of
+          a ``(T, F)`` window).
     """
     if len(input_shape) == 1:
         return f"feature {int(flat)}"
-    _, H, W = input_shape
-    c, rest = divmod(int(flat), H * W)
-    y, x = divmod(rest, W)
-    return f"({c}, {x}, {y})"
+    index = np.unravel_index(int(flat), tuple(input_shape))
+    if len(input_shape) == 3:
+        c, y, x = index
+        return f"({c}, {x}, {y})"
+    return "[" + ", ".join(str(int(i)) for i in index) + "]"
+
+
+def _position_label(input_shape):
+    """What the top-K table ranks, as :func:`format_position` prints it."""
+    return {1: "features", 3: "positions (channel, x, y)"}.get(
+        len(input_shape), "positions [" + ", ".join("ijklmn"[:len(input_shape)]) + "]"
+        if len(input_shape) <= 6 else "positions [numpy index]")
 
 
 def top_positions(relevance, top_k):
@@ -144,16 +157,19 @@ def sign_map(values):
 
 
 def _planes(values, input_shape):
-    """``values`` as a list of 2-D planes: one per channel, or one row."""
+    """``values`` as a list of 2-D planes: one per channel (rank 3), the map
+    itself (rank 2) or one row (rank 1).  Other ranks are not drawn."""
     v = np.asarray(values).reshape(input_shape)
     if len(input_shape) == 1:
         return [v.reshape(1, -1)]
+    if len(input_shape) == 2:
+        return [v]
     return list(v)
 
 
 def heatmap_lines(values, input_shape, *, titles=("|R|", "sign"), sign=True,
                   indent="  "):
-    """ASCII heatmaps of ``values`` over each channel, ``|v|`` and sign side by side.
+    """ASCII heatmaps of ``values``, ``|v|`` and sign side by side.
 
     Buckets come from :func:`bucket_map` over the *whole* input (so channels
     share one scale) and are drawn with :data:`RAMP`; ``@`` marks the largest
@@ -164,7 +180,9 @@ def heatmap_lines(values, input_shape, *, titles=("|R|", "sign"), sign=True,
     values : ndarray
         Anything of ``input_shape`` (relevance, or a probe).
     input_shape : tuple
-        ``(C, H, W)`` or ``(n,)`` (drawn as one row).
+        ``(n,)`` is drawn as one row; ``(H, W)`` as one map with rows ``i``
+        and columns ``j`` (the NumPy index ``[i, j]``); ``(C, H, W)`` as one
+        map per channel.  Other ranks have no map: one line says so.
     titles : tuple of str
         Titles of the magnitude and sign maps.
     sign : bool, default True
@@ -174,27 +192,32 @@ def heatmap_lines(values, input_shape, *, titles=("|R|", "sign"), sign=True,
     -------
     list of str
     """
+    rank = len(input_shape)
+    if rank not in (1, 2, 3):
+        return [f"{indent}(no map: inputs of rank {rank}, shape {tuple(input_shape)}, "
+                "are not drawn; the top-K table lists the positions)"]
     buckets = _planes(bucket_map(values), input_shape)
     signs = _planes(sign_map(values), input_shape)
-    tabular = len(input_shape) == 1
+    # label of the map, of the x axis, and of row y
+    label, xaxis, ylab = {1: ("features", "i mod 10", lambda y: ""),
+                          2: ("map [i, j]", "j ->", lambda y: f"i = {y}"),
+                          3: (None, "x ->", lambda y: f"y = {y}")}[rank]
     lines = []
     # Column layout: a 10-character label field, then "|cells|", then
     # "   |signs|"; titles and the x axis line up with the cells.
     for c, (bp, sp) in enumerate(zip(buckets, signs)):
         W = bp.shape[1]
         cols = "".join(str(x % 10) for x in range(W))
-        label = "features" if tabular else f"channel {c}"
-        head = f"{indent}{label:<11}{titles[0]:<{W + 5}}"
+        head = f"{indent}{label or f'channel {c}':<11}{titles[0]:<{W + 5}}"
         if sign:
             head += titles[1]
         lines.append(head.rstrip())
-        axis = f"{indent}{'i mod 10' if tabular else 'x ->':>8}   {cols}"
+        axis = f"{indent}{xaxis:>8}   {cols}"
         if sign:
             axis += f"     {cols}"
         lines.append(axis)
         for y in range(bp.shape[0]):
-            ylab = "" if tabular else f"y = {y}"
-            row = f"{indent}{ylab:>8}  |{''.join(RAMP[b] for b in bp[y])}|"
+            row = f"{indent}{ylab(y):>8}  |{''.join(RAMP[b] for b in bp[y])}|"
             if sign:
                 row += f"   |{''.join(sp[y])}|"
             lines.append(row)
@@ -412,7 +435,7 @@ def render_report(net, e, *, top_k=8, absorb_bias=False):
         "",
     ]
     k = min(top_k, e.relevance.size)
-    where = "features" if len(shape) == 1 else "positions (channel, x, y)"
+    where = _position_label(shape)
     lines.append(f"(b) Top-{k} most-relevant input {where}, ranked by |R|")
     lines.append(f"  {'rank':>4}  {'position':<14} {'relevance':>12}  {'share of sum|R|':>15}")
     for rank, (flat, value, share) in enumerate(top_positions(e.relevance, k), 1):
