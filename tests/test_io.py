@@ -228,7 +228,9 @@ def test_newer_format_version(saved):
     (lambda h: h["layers"][0]["config"].update(evil="x"), "invalid layer spec"),
     (lambda h: h["layers"][0].update(config="units=3"), "invalid layer spec"),
     (lambda h: h.update(dtype="object"), "dtype"),
-    (lambda h: h.update(input_shape=[1, 6]), "input_shape"),
+    (lambda h: h.update(input_shape=[1, 0]), "input_shape"),
+    (lambda h: h.update(input_shape=[]), "input_shape"),
+    (lambda h: h.update(input_shape=[1, 6]), r"weight must have shape \(6, 16\)"),
     (lambda h: h["layers"][0]["config"].update(units=15), "shape"),
 ])
 def test_invalid_header(saved, edit, match):
