@@ -156,8 +156,9 @@ def _add_step(chain, k, name, step):
     elif cls is decomposition.PCA:
         # y = (x - mean) @ V.T, whitened: / sqrt(explained_variance)
         W = step.components_.T
-        if step.whiten:
-            W = W / np.sqrt(step.explained_variance_)
+        if step.whiten:     # sklearn clips the scale at the machine epsilon
+            scale = np.sqrt(step.explained_variance_)
+            W = W / np.maximum(scale, np.finfo(scale.dtype).eps)
         chain.dense(W, -(step.mean_ @ W), where, name)
     elif cls is decomposition.TruncatedSVD:
         chain.dense(step.components_.T, None, where, name)     # y = x @ V.T
@@ -166,9 +167,10 @@ def _add_step(chain, k, name, step):
 
 
 def _standard(s, where):
-    # y = (x - mean_) / scale_; either may be None (with_mean/with_std False)
-    scale = 1.0 / s.scale_ if s.scale_ is not None else 1.0
-    mean = s.mean_ if s.mean_ is not None else 0.0
+    # y = (x - mean_) / scale_, each part only when switched on (mean_ is
+    # fitted even with with_mean=False)
+    scale = 1.0 / s.scale_ if s.with_std else 1.0
+    mean = s.mean_ if s.with_mean else 0.0
     return scale, -np.asarray(mean) * scale
 
 
@@ -184,9 +186,9 @@ def _maxabs(s, where):
 
 
 def _robust(s, where):
-    # y = (x - center_) / scale_; either may be None
-    scale = 1.0 / s.scale_ if s.scale_ is not None else 1.0
-    center = s.center_ if s.center_ is not None else 0.0
+    # y = (x - center_) / scale_, each part only when switched on
+    scale = 1.0 / s.scale_ if s.with_scaling else 1.0
+    center = s.center_ if s.with_centering else 0.0
     return scale, -np.asarray(center) * scale
 
 
