@@ -56,6 +56,13 @@ def from_keras(model, input_shape=None, dtype=None):
         A layer of another kind or with an option lrpfast cannot reproduce
         (named with its class and its index in ``model.layers``), a branch,
         or an unbuilt model.
+
+    Notes
+    -----
+    Keras 3 promotes ``float64 x float64`` to float32 (as JAX does by
+    default), so a float64 Keras model's ``Dense`` layers multiply in float32:
+    its ``predict`` agrees with the float64 network to float32 precision only,
+    and the network computes the float64 result of the same weights.
     """
     keras = require("keras", "from_keras")
     if not isinstance(model, keras.Model):
