@@ -14,9 +14,12 @@ from ._validation import as_float_array, check_dtype
 from .layers import LAYER_KINDS, Layer
 
 FORMAT_NAME = "lrpfast-network"
-# Version 2 added the Affine layer (kind "affine"); version 1 files load as
-# they are (every version-1 layer kind is read the same way).
+# The newest version this lrpfast reads.  Version 2 added the Affine layer
+# (kind "affine"); version 1 files load as they are.  A file is written in the
+# lowest version that holds its layers, so older lrpfast reads every network
+# it could represent.
 FORMAT_VERSION = 2
+_KIND_SINCE = {"affine": 2}
 
 
 class Network:
@@ -139,11 +142,14 @@ class Network:
 
         The file holds a JSON header (format name and version, input shape,
         dtype, layer specs) and the parameter arrays; it never holds pickles.
+        The version is the lowest that holds the network's layers: 1 without
+        :class:`~lrpfast.layers.Affine` layers (readable by every lrpfast), 2
+        with them.
         """
         path = os.fspath(path)
         header = {
             "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
+            "version": max(_KIND_SINCE.get(l.kind, 1) for l in self.layers),
             "input_shape": list(self.input_shape),
             "dtype": self.dtype.name,
             "layers": [{"kind": l.kind, "config": l.get_config()} for l in self.layers],
@@ -181,9 +187,10 @@ class Network:
 def load(path):
     """Load a network written by :meth:`Network.save`.
 
-    Raises ``ValueError`` for a file that is truncated, is not a lrpfast
-    model, holds pickled objects, or has a newer format version.  Nothing in
-    the file is executed.
+    Reads format versions 1 and 2 (:data:`FORMAT_VERSION`).  Raises
+    ``ValueError`` for a file that is truncated, is not a lrpfast model, holds
+    pickled objects, or has a newer format version.  Nothing in the file is
+    executed.
     """
     spath = os.fspath(path)
     if not os.path.isfile(spath):
@@ -220,6 +227,8 @@ def load(path):
     try:
         layers = []
         for spec in header["layers"]:
+            if _KIND_SINCE.get(spec["kind"], 1) > version:
+                raise KeyError(f"layer kind {spec['kind']!r} in a version {version} file")
             cls = LAYER_KINDS[spec["kind"]]
             layers.append(cls(**spec["config"]))
         # Built without initial weights: the stored arrays are checked against
