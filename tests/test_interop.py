@@ -120,6 +120,9 @@ def test_public_api():
     assert lf.from_sklearn is interop.from_sklearn
     assert lf.from_torch is interop.from_torch
     assert lf.from_onnx is interop.from_onnx
+    assert lf.from_keras is interop.from_keras
+    assert lf.Affine is lf.layers.Affine
+    assert {"from_keras", "Affine"} <= set(lf.__all__)
 
 
 @pytest.mark.parametrize("func, module, hint", [
