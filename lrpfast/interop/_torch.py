@@ -251,7 +251,12 @@ def _shape_query(node, consts):
     """``_BATCH``/``_SHAPE`` for ``x.size(0)``, ``x.shape``, ``x.shape[0]``; else None."""
     import operator
 
+    from torch.fx import Node
+
     args = node.args
+    if not args or not isinstance(args[0], Node) or \
+            (args[0] in consts and consts[args[0]] is not _SHAPE):
+        return None           # the shape of a parameter is not the batch size
     if node.op == "call_method" and node.target == "size":
         dim = args[1] if len(args) > 1 else node.kwargs.get("dim")
         return _SHAPE if dim is None else (_BATCH if dim == 0 else None)
