@@ -183,3 +183,25 @@ def test_missing_keras_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "keras", None)
     with pytest.raises(ImportError, match=r'lrpfast\[keras\]'):
         lf.from_keras(object())
+
+
+def test_layer_variants():
+    """Dense without bias, a -1 Reshape, LayerNormalization without gain or
+    shift, a softmax Activation, an explicit Dense activation='linear'."""
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([
+        keras.Input((2, 6)), layers.Reshape((-1,)),
+        layers.Dense(5, use_bias=False, activation="sigmoid"),
+        layers.LayerNormalization(center=False, scale=False, epsilon=1e-2),
+        layers.Dense(4, activation="linear"), layers.Activation("softmax")])
+    net = lf.from_keras(model)
+    assert [type(l).__name__ for l in net.layers] == [
+        "Flatten", "Dense", "LayerNorm", "Dense", "SoftMax"]
+    X = np.random.default_rng(5).normal(size=(9, 2, 6)).astype("float32")
+    _close_predict(net, model, X, "float32")
+    W1 = model.layers[1].get_weights()[0]
+    W2, b2 = model.layers[3].get_weights()
+    ref = set_params(lf.Network((2, 6), [lf.Flatten(), lf.Dense(5, "sigmoid"),
+                                         lf.LayerNorm(eps=1e-2), lf.Dense(4), lf.SoftMax()]),
+                     {1: dict(weight=W1, bias=np.zeros(5)), 3: dict(weight=W2, bias=b2)})
+    same_relevance(net, ref, list(X[:2]))
