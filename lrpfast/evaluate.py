@@ -165,7 +165,8 @@ def pixel_flipping(net, X, relevance, *, order="morf", features_per_step=1, step
         an image-like ``(C, H, W)`` input that the tiles cover exactly.
     chunk_size : int or None
         Probes per chunk (None: about 16 MB of work arrays per chunk); bounds
-        the memory for any ``B``.  Results do not depend on it.
+        the memory for any ``B``.  Results do not depend on it (up to the
+        rounding of BLAS, which may differ between batch sizes).
 
     Returns
     -------
@@ -469,7 +470,7 @@ class RuleComparison:
 
     def table(self):
         """The comparison as text (at most 100 columns), best rule marked ``*``."""
-        lw = min(46, max(len("rule"), *(len(l) for l in self.labels)))
+        lw = min(44, max(len("rule"), *(len(l) for l in self.labels)))
         head = (f"  {'rule':<{lw}} {'MoRF AOPC':>10} {'LeRF AOPC':>10} "
                 f"{'random AOPC':>11} {'MoRF-LeRF':>10} {'+-s.e.':>7}")
         lines = [f"Pixel flipping on {self.n_probes} probes: {self.settings}", head,
