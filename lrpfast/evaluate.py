@@ -35,6 +35,7 @@ import numpy as np
 from . import _flip
 from ._validation import as_float_array, check_choice, check_int
 from .explain import BatchExplanation, _logit_layer, explain_batch
+from .layers import ACTIVATIONS
 from .network import Network
 
 __all__ = ["FlipResult", "RuleComparison", "compare_rules", "pixel_flipping",
@@ -327,13 +328,20 @@ def _tiles(region, input_shape):
 
 def _order(units, order, rng):
     """Per-row permutation of the units (ties to the lower index)."""
-    if order == "morf":
-        return np.argsort(-units, axis=1, kind="stable")
-    if order == "lerf":
-        return np.argsort(units, axis=1, kind="stable")
-    # Uniform keys drawn row by row: a row's permutation does not depend on
-    # how the rows are chunked.
-    return np.argsort(rng.random(units.shape), axis=1, kind="stable")
+    if order == "random":
+        # Uniform keys drawn row by row: a row's permutation does not depend
+        # on how the rows are chunked.
+        keys = rng.random(units.shape)
+    else:
+        keys = -units if order == "morf" else units
+    # The default sort is twice as fast as the stable one; it can only differ
+    # on rows with tied keys, and those are sorted again, stably.
+    idx = np.argsort(keys, axis=1)
+    ranked = np.take_along_axis(keys, idx, axis=1)
+    tied = (ranked[:, 1:] == ranked[:, :-1]).any(axis=1)
+    if tied.any():
+        idx[tied] = np.argsort(keys[tied], axis=1, kind="stable")
+    return idx
 
 
 class _Engine:
@@ -379,8 +387,11 @@ class _Engine:
             W, bias = self.first.weight, self.first.bias
             # Z1 in float64: the running sum of rank-k updates stays exact to
             # float64 rounding, tighter than a float32 recomputation.
-            Z = X.astype(np.float64) @ W.astype(np.float64)
+            # The start is computed as a forward computes it; the steps are
+            # then exact in float64.
+            Z = (X @ W).astype(np.float64, copy=False)
             Z += bias
+            A1 = np.empty(Z.shape, dtype=self.net.dtype)
             # exact in float64 (a float32 difference would round)
             delta = base.astype(np.float64)[forder]
             delta -= np.take_along_axis(X, forder, axis=1)
@@ -392,7 +403,7 @@ class _Engine:
                     lo, hi = bounds[t - 1], bounds[t]
                     # ΔZ1 = (baseline - x)[sel] @ W1[sel] per probe, sel = forder[:, lo:hi]
                     _flip.rank_update(Z, W, forder, delta, lo, hi)
-                logits, output = self._above_first(Z.astype(self.net.dtype))
+                logits, output = self._above_first(Z, A1)
             else:
                 if t:
                     sel = forder[:, bounds[t - 1]:bounds[t]]
@@ -403,17 +414,33 @@ class _Engine:
             out[:, t] = self._score(logits, output, rows, target)
         return out, target
 
-    def _above_first(self, Z):
-        """Forward from the first Dense layer's pre-activation ``Z``."""
-        from .layers import ACTIVATIONS
-        A = ACTIVATIONS[self.first.activation](Z)
-        return self._forward(A, self.k0 + 1)
+    def _above_first(self, Z, A1):
+        """Forward from the first Dense layer's float64 pre-activation ``Z``.
+
+        ``A1`` is a buffer of Z's shape in the network's dtype.
+        """
+        act = self.first.activation
+        if act == "relu":
+            np.maximum(Z, 0, out=A1, casting="same_kind")    # a1 = relu(z1), cast
+        else:
+            A1[...] = Z
+            A1 = ACTIVATIONS[act](A1)
+        return self._forward(A1, self.k0 + 1)
 
     def _forward(self, A, start):
+        """Run layers ``start..`` on ``A``; return ``(logits, output)``."""
         layers = self.net.layers
         logits = A if self.k_logit <= start else None
         for k in range(start, len(layers)):
-            A = layers[k]._forward(A)
+            layer = layers[k]
+            if layer._op == "dense":
+                # as Dense._forward, with the bias and a ReLU applied in place
+                Z = A @ layer.weight
+                Z += layer.bias
+                A = np.maximum(Z, 0, out=Z) if layer.activation == "relu" else \
+                    ACTIVATIONS[layer.activation](Z)
+            else:
+                A = layer._forward(A)
             if k + 1 == self.k_logit:
                 logits = A
         return logits, A
@@ -472,7 +499,7 @@ class RuleComparison:
         """The comparison as text (at most 100 columns), best rule marked ``*``."""
         lw = min(44, max(len("rule"), *(len(l) for l in self.labels)))
         head = (f"  {'rule':<{lw}} {'MoRF AOPC':>10} {'LeRF AOPC':>10} "
-                f"{'random AOPC':>11} {'MoRF-LeRF':>10} {'+-s.e.':>7}")
+                f"{'random AOPC':>11} {'MoRF-LeRF':>10} {'s.e.':>7}")
         lines = [f"Pixel flipping on {self.n_probes} probes: {self.settings}", head,
                  "  " + "-" * (len(head) - 2)]
         for lab in self.labels:
@@ -484,10 +511,11 @@ class RuleComparison:
                 f"{mark} {name:<{lw}} {self.morf[lab].aopc.mean():>10.4f} "
                 f"{self.lerf[lab].aopc.mean():>10.4f} {self.random[lab].aopc.mean():>11.4f} "
                 f"{g.mean():>10.4f} {se:>7.4f}")
-        lines.append("* best: largest MoRF - LeRF (decisive features first, useless ones "
-                     "last); AOPC is the")
-        lines.append("  mean drop of the score over the curve, higher = faster drop; random "
-                     "does not use R.")
+        lines += ["* = best: the largest MoRF - LeRF (decisive features first, useless "
+                  "ones last).",
+                  "  AOPC = mean drop of the score along the curve; s.e. = standard error "
+                  "of MoRF - LeRF;",
+                  "  the random order ignores the relevance (the same for every rule)."]
         return "\n".join(lines)
 
     def __str__(self):
