@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import lrpfast as lf
 from lrpfast import evaluate
@@ -458,3 +459,33 @@ def test_overflow_is_refused_not_nan(rng):
     X = np.full((2, 4), 1e9)
     with pytest.raises(ValueError, match="overflow"):
         evaluate.pixel_flipping(net, X, X, score="logit")
+
+
+# --------------------------------------------------------------------------
+# Property: any small network, probe batch and step size
+# --------------------------------------------------------------------------
+
+
+
+@given(seed=st.integers(0, 2**16), n=st.integers(2, 40), k=st.integers(1, 12),
+       order=st.sampled_from(["morf", "lerf"]), score=st.sampled_from(["probability", "logit"]),
+       dtype=st.sampled_from(["float32", "float64"]),
+       steps=st.one_of(st.none(), st.integers(1, 6)), head=st.booleans())
+def test_property_plain_loop(seed, n, k, order, score, dtype, steps, head):
+    rng = np.random.default_rng(seed)
+    layers = [lf.Dense(int(rng.integers(1, 9)), "relu"), lf.Dense(int(rng.integers(1, 4)))]
+    if head:
+        layers.append(lf.SoftMax())
+    net = randomize_params(lf.Network((n,), layers, dtype=dtype, seed=seed), seed=seed)
+    X = rng.normal(size=(3, n))
+    R = rng.normal(size=(3, n)).round(1)          # rounding makes ties common
+    base = float(rng.normal())
+    res = evaluate.pixel_flipping(net, X, R, order=order, features_per_step=k, steps=steps,
+                                  baseline=base, score=score)
+    exp, frac = plain_curves(net, X, R, order, k, steps=steps, baseline=base, score=score)
+    # magnitude-aware: logits can be large when the net is deep in one class
+    tol = TOL[np.dtype(dtype)] * (1 + np.abs(exp).max())
+    np.testing.assert_allclose(res.curves, exp, rtol=0, atol=tol)
+    np.testing.assert_allclose(res.fraction, frac, atol=1e-15)
+    np.testing.assert_allclose(res.aopc, (exp[:, :1] - exp).mean(axis=1), rtol=0,
+                               atol=tol)
