@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import _flip
-from ._validation import as_float_array, check_choice, check_int
+from ._validation import as_float_array, check_choice, check_class, check_int
 from .explain import BatchExplanation, _logit_layer, explain_batch
 from .layers import ACTIVATIONS
 from .network import Network
@@ -287,7 +287,7 @@ def _check_target(target, B, n_classes):
     if target is None:
         return None
     if np.ndim(target) == 0:
-        c = check_int(target, "target", low=0, high=n_classes - 1)
+        c = check_class(target, "target", n_classes)
         return np.full(B, c, dtype=np.int64)
     arr = np.asarray(target)
     if arr.dtype.kind not in "iu" or arr.shape != (B,):

@@ -108,8 +108,21 @@ def test_demo_faithfulness_row():
     outcome = cli.run_demo(seed=2026, out=out)
     text = out.getvalue()
     row = next(line for line in text.splitlines() if line.startswith("  MoRF AOPC"))
-    values = [float(v) for v in re.findall(r"(-?\d+\.\d+) \(200 probes\)", row)]
+    values = [float(v) for v in row.split()[2:]]
     assert len(values) == 3
     assert values == [round(outcome["morf_aopc"][r], 3) for r in cli.DEMO_RULES]
-    # the row is the mean MoRF AOPC, higher than a random order on the same task
-    assert all(v > 0.2 for v in values)
+    assert "on 200 fresh probes" in text
+    # a MoRF order on the trained demo net drops p(class) far more than the
+    # random order does (about 0.16 on this task)
+    assert all(v > 0.3 for v in values)
+
+
+def test_demo_faithfulness_is_morf_aopc():
+    net = lf.Network(lf.datasets.SHAPE, [lf.Dense(16, "relu"), lf.Dense(2), lf.SoftMax()],
+                     seed=0)
+    got = cli._faithfulness(net, np.random.default_rng(4), ("epsilon", "gamma"))
+    X = lf.datasets.blobs(200, cli.DEMO_NOISE, seed=np.random.default_rng(4))[0]
+    cmp = evaluate.compare_rules(net, X, ["epsilon", "gamma"])
+    assert list(got) == cmp.labels
+    for lab in cmp.labels:
+        assert got[lab] == pytest.approx(cmp.morf[lab].aopc.mean(), rel=1e-12)
