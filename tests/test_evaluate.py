@@ -489,3 +489,18 @@ def test_property_plain_loop(seed, n, k, order, score, dtype, steps, head):
     np.testing.assert_allclose(res.fraction, frac, atol=1e-15)
     np.testing.assert_allclose(res.aopc, (exp[:, :1] - exp).mean(axis=1), rtol=0,
                                atol=tol)
+
+
+@pytest.mark.parametrize("first", ["layernorm", "flatten", "tanh-dense"])
+def test_other_first_layers(data, first):
+    """Nets whose first layer is not a plain Dense, or is looked through."""
+    X, R = data
+    head = {"layernorm": [lf.LayerNorm()], "flatten": [lf.Flatten(), lf.Identity()],
+            "tanh-dense": []}[first]
+    body = [lf.Dense(10, "tanh" if first == "tanh-dense" else "relu"), lf.Dense(3),
+            lf.SoftMax()]
+    net = randomize_params(lf.Network((2, 4, 6), head + body, dtype="float64", seed=2), 2)
+    for k in (1, 20):
+        res = evaluate.pixel_flipping(net, X, R, features_per_step=k, baseline=0.5)
+        exp, _ = plain_curves(net, X, R, "morf", k, baseline=0.5)
+        assert_curves(res.curves, exp, "float64")
