@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import textwrap
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -510,12 +511,14 @@ class RuleComparison:
         for lab in self.labels:
             g = self.gap(lab)
             se = g.std(ddof=1) / math.sqrt(len(g)) if len(g) > 1 else float("nan")
-            name = lab if len(lab) <= lw else lab[:lw - 3] + "..."
+            # long (composite) labels wrap onto lines of their own below the numbers
+            name = _wrap_label(lab, lw)
             mark = "*" if lab == self.best else " "
             lines.append(
-                f"{mark} {name:<{lw}} {self.morf[lab].aopc.mean():>10.4f} "
+                f"{mark} {name[0]:<{lw}} {self.morf[lab].aopc.mean():>10.4f} "
                 f"{self.lerf[lab].aopc.mean():>10.4f} {self.random[lab].aopc.mean():>11.4f} "
                 f"{g.mean():>10.4f} {se:>7.4f}")
+            lines += [f"  {rest}" for rest in name[1:]]
         lines += ["* = best: the largest MoRF - LeRF (decisive features first, useless "
                   "ones last).",
                   "  AOPC = mean drop of the score along the curve; s.e. = standard error "
@@ -525,6 +528,20 @@ class RuleComparison:
 
     def __str__(self):
         return self.table()
+
+
+def _wrap_label(label, width):
+    """Lines of at most ``width`` for a rule label, broken between the layers
+    of a composite (``" / "``) where possible."""
+    parts = label.split(" / ")
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " / " + part
+        else:
+            lines.append("  / " + part)
+    return [piece for line in lines
+            for piece in textwrap.wrap(line, width, subsequent_indent="    ")]
 
 
 def compare_rules(net, X, rules=DEFAULT_RULES, *, eps=1e-2, gamma=0.25, alpha=2.0,

@@ -343,6 +343,11 @@ def test_compare_rules_table_and_best(data):
     text = str(cmp)
     assert text == cmp.table()
     assert max(len(line) for line in text.splitlines()) <= 100
+    # a long composite label is wrapped between its layers, never cut
+    assert "composite: " in cmp.labels[2] and len(cmp.labels[2]) > 44
+    for lab in cmp.labels:
+        for part in lab.split(" / "):
+            assert part in text
     marked = [line for line in text.splitlines() if line.startswith("* ")
               and "best" not in line]
     assert len(marked) == 1 and cmp.best[:20] in marked[0]
