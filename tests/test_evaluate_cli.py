@@ -126,3 +126,22 @@ def test_demo_faithfulness_is_morf_aopc():
     assert list(got) == cmp.labels
     for lab in cmp.labels:
         assert got[lab] == pytest.approx(cmp.morf[lab].aopc.mean(), rel=1e-12)
+
+
+def test_readme_which_rule_outputs_are_what_the_code_prints(capsys, tmp_path, monkeypatch):
+    """Each ```python block of "Which rule should I trust?" prints the ```console
+    block that follows it."""
+    readme = os.path.join(os.path.dirname(HERE), "README.md")
+    if not os.path.exists(readme):
+        pytest.skip("no README beside the tests")
+    text = open(readme, encoding="utf-8").read()
+    start = text.index("## Which rule should I trust?")
+    section = text[start:text.index("\n## ", start + 10)]
+    pairs = re.findall(r"```python\n(.*?)```\s*```console\n(.*?)```", section, re.S)
+    assert len(pairs) == 2
+    monkeypatch.chdir(tmp_path)
+    for code, shown in pairs:
+        if "sklearn" in code:
+            pytest.importorskip("sklearn")
+        exec(compile(code, "README example", "exec"), {"__name__": "__readme__"})
+        assert capsys.readouterr().out == shown
