@@ -460,15 +460,15 @@ def _build_parser():
 def _add_evaluate_parser(sub):
     ev = sub.add_parser(
         "evaluate", help="compare LRP rules by pixel flipping (MoRF/LeRF/random AOPC)",
-        description="Explain every row of DATA.npy under each rule, replace features by "
-                    "the baseline in relevance order (most relevant first, least "
-                    "relevant first, random) and print the AOPC of each rule "
+        description="Explain every row of DATA.npy under each rule, replace features by the "
+                    "baseline in\nrelevance order (most relevant first, least relevant "
+                    "first, random) and print\nthe AOPC of each rule "
                     "(lrpfast.evaluate.compare_rules).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n"
                "  lrpfast demo --save model.npz\n"
-               "  python -c \"import numpy as np, lrpfast as lf; "
-               "np.save('data.npy', lf.datasets.blobs(200, 0.1, seed=1)[0])\"\n"
+               "  python -c \"import numpy, lrpfast.datasets as d; "
+               "numpy.save('data.npy', d.blobs(200, 0.1)[0])\"\n"
                "  lrpfast evaluate model.npz data.npy --rules epsilon,gamma\n\n"
                "Errors (missing file, wrong data shape, bad option) print one line "
                "and exit with code 2.")
