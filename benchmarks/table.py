@@ -8,7 +8,8 @@ the PyTorch peers, each in its own process) are merged group by group.
 
 One row per group (network x rule x mode x dtype): the medians of lrpfast and
 of each other contender, and the ratios (contender median / lrpfast median;
-for ``matmul-floor`` it is lrpfast / floor, the factor above the floor), and
+for ``matmul-floor`` and ``forward-floor``, the bare forwards that bound
+pixel flipping, it is lrpfast / floor, the factor above the floor), and
 "÷ epsilon": lrpfast's median over lrpfast's epsilon median in the same
 network, mode and dtype (the cost of the rule against the cheapest one).
 """
@@ -31,8 +32,9 @@ def load(paths):
 
 def _add(data, groups):
     for bench in data["benchmarks"]:
-        contender = re.search(r"-(lrpfast|reference|zennit|captum|matmul-floor)\]",
-                              bench["name"]).group(1)
+        contender = re.search(
+            r"-(lrpfast|reference|zennit|captum|matmul-floor|forward-floor)\]",
+            bench["name"]).group(1)
         groups[bench["group"]][contender] = bench["stats"]["median"]
 
 
@@ -55,7 +57,8 @@ def table(groups):
 
         def ratio(name):
             return f"{g[name] / ours:.1f}x" if name in g else "–"
-        floor = f"{ours / g['matmul-floor']:.2f}" if "matmul-floor" in g else "–"
+        floor = next((f"{ours / g[f]:.2f}" for f in ("matmul-floor", "forward-floor")
+                      if f in g), "–")
         net, rule, mode, dtype = group.split()
         eps = groups.get(f"{net} epsilon {mode} {dtype}", {}).get("lrpfast")
         vs_eps = f"{ours / eps:.2f}" if eps and rule != "epsilon" else "–"

@@ -43,6 +43,7 @@ from .network import Network, load
 from .report import lrp_report
 from .train import train
 from . import datasets
+from . import evaluate
 from .rules import (AlphaBeta, Epsilon, Flat, Gamma, GeneralizedGamma, Rule, WSquare, ZBox,
                     ZPlus)
 from .composites import Composite, composite
@@ -55,5 +56,6 @@ __all__ = [
     "GeneralizedGamma", "Identity", "WSquare", "ZBox", "ZPlus", "composite", "Layer",
     "LayerNorm",
     "Network", "ReLU", "Rule", "Sigmoid", "SoftMax", "Tanh", "explain",
-    "datasets", "explain_batch", "from_keras", "from_onnx", "from_sklearn", "from_torch", "load", "lrp_report", "train", "__version__",
+    "datasets", "evaluate", "explain_batch", "from_keras", "from_onnx", "from_sklearn",
+    "from_torch", "load", "lrp_report", "train", "__version__",
 ]
