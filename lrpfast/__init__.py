@@ -36,20 +36,26 @@ except ImportError as exc:  # pragma: no cover - depends on the build (tested in
     ) from exc
 
 from .explain import BatchExplanation, Boundary, Explanation, explain, explain_batch
-from .interop import from_onnx, from_sklearn, from_torch
-from .layers import (Activation, Dense, Dropout, Flatten, Identity, Layer, LayerNorm,
+from .interop import from_keras, from_onnx, from_sklearn, from_torch
+from .layers import (Activation, Affine, Dense, Dropout, Flatten, Identity, Layer, LayerNorm,
                      ReLU, Sigmoid, SoftMax, Tanh)
 from .network import Network, load
 from .report import lrp_report
 from .train import train
 from . import datasets
-from .rules import AlphaBeta, Epsilon, Gamma, Rule
+from . import evaluate
+from .rules import (AlphaBeta, Epsilon, Flat, Gamma, GeneralizedGamma, Rule, WSquare, ZBox,
+                    ZPlus)
+from .composites import Composite, composite
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Activation", "AlphaBeta", "BatchExplanation", "Boundary", "Dense", "Dropout",
-    "Epsilon", "Explanation", "Flatten", "Gamma", "Identity", "Layer", "LayerNorm",
+    "Activation", "Affine", "AlphaBeta", "BatchExplanation", "Boundary", "Composite",
+    "Dense", "Dropout", "Epsilon", "Explanation", "Flat", "Flatten", "Gamma",
+    "GeneralizedGamma", "Identity", "WSquare", "ZBox", "ZPlus", "composite", "Layer",
+    "LayerNorm",
     "Network", "ReLU", "Rule", "Sigmoid", "SoftMax", "Tanh", "explain",
-    "datasets", "explain_batch", "from_onnx", "from_sklearn", "from_torch", "load", "lrp_report", "train", "__version__",
+    "datasets", "evaluate", "explain_batch", "from_keras", "from_onnx", "from_sklearn",
+    "from_torch", "load", "lrp_report", "train", "__version__",
 ]

@@ -7,8 +7,14 @@
     rules side by side.
 
 ``lrpfast explain MODEL PROBE.npy [--rule R] [--eps E] [--gamma G] [--alpha A]
-[--top-k K] [--class C] [--absorb-bias]``
-    Print :func:`lrpfast.lrp_report` for a saved model and a probe.
+[--low L] [--high H] [--top-k K] [--class C] [--absorb-bias]``
+    Print :func:`lrpfast.lrp_report` for a saved model and a probe.  ``--rule``
+    takes every rule name and composite; ``--low``/``--high`` are the z-box
+    bounds of ``z-box`` and ``epsilon-gamma-box``.
+
+``lrpfast evaluate MODEL DATA.npy [--rules R1,R2] [--features-per-step K]
+[--region H W] [--baseline zero|mean|VALUE] [--score probability|logit] [--max-rows N]``
+    Print :func:`lrpfast.evaluate.compare_rules` (pixel-flipping AOPC per rule).
 
 ``lrpfast explain MODEL DATA.npy --out OUT.npz [--chunk-size N] [--progress]``
     Explain a batch file (a leading batch axis) chunk by chunk, memory-mapped,
@@ -39,10 +45,11 @@ import numpy as np
 
 from . import datasets
 from ._validation import check_class, check_int, check_real
-from .explain import explain
+from .explain import explain, explain_batch
 from .layers import Dense, SoftMax
 from .network import Network, load
-from .rules import make_rule
+from .rules import NAMED, ZBox, make_rule
+from .composites import COMPOSITES, Composite, composite
 from .report import (RAMP, WIDTH, ascii_probe, bucket_map, check_conservation,
                      format_position, render_report, sign_map, top_positions)
 from .train import Trainer
@@ -90,16 +97,16 @@ def load_model(path):
     return MODEL_LOADERS.get(ext, load)(path)
 
 
-def _load_probe(path, mmap_mode=None):
+def _load_probe(path, what="PROBE", mmap_mode=None):
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"PROBE: no such file: {path!r}")
+        raise FileNotFoundError(f"{what}: no such file: {path!r}")
     try:
         data = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"PROBE: {path!r} is not a readable .npy file ({exc})") from None
+        raise ValueError(f"{what}: {path!r} is not a readable .npy file ({exc})") from None
     if not isinstance(data, np.ndarray):
         data.close()
-        raise ValueError(f"PROBE: {path!r} is an .npz archive; save one probe with np.save")
+        raise ValueError(f"{what}: {path!r} is an .npz archive; save the array with np.save")
     return data
 
 
@@ -111,6 +118,19 @@ DEMO_EPOCHS = 150
 DEMO_BATCH = 24
 DEMO_NOISE = 0.1
 DEMO_RULES = ("epsilon", "gamma", "alpha-beta")
+DEMO_FLIP_PROBES = 200
+
+
+def _faithfulness(net, rng, rules):
+    """Mean MoRF AOPC per rule label on fresh blob probes (pixel flipping to 0)."""
+    from .evaluate import pixel_flipping
+
+    X = datasets.blobs(DEMO_FLIP_PROBES, DEMO_NOISE, seed=rng)[0]
+    out = {}
+    for rule in rules:
+        res = pixel_flipping(net, X, explain_batch(net, X, rule=rule), order="morf")
+        out[res.label] = float(res.aopc.mean())
+    return out
 
 
 def _banner(title):
@@ -188,8 +208,11 @@ def _map_cells(relevance):
             for y in range(buckets.shape[0])]
 
 
-def _contrast_rows(exps, verdicts, top_k=6):
-    """The RULE CONTRAST table as ``(title, cells)`` rows, one cell per rule."""
+def _contrast_rows(exps, verdicts, top_k=6, morf_aopc=None):
+    """The RULE CONTRAST table as ``(title, cells)`` rows, one cell per rule.
+
+    ``morf_aopc`` (rule label -> mean MoRF AOPC) adds the faithfulness row.
+    """
     names = [e.rule.split(" (")[0] for e in exps]
     params = [e.rule[len(n):].strip(" ()") or "-" for n, e in zip(names, exps)]
     rows = [("rule", names),
@@ -199,9 +222,11 @@ def _contrast_rows(exps, verdicts, top_k=6):
             ("verdict", [v.message.split(":")[0] for v in verdicts]),
             ("top-left blob", [f"{100 * _blob_share(e.relevance, 0):.1f}% of sum|R|"
                                for e in exps]),
-            ("top-4 on blob", [_hits_cell(_blob_hits(e.relevance, 0)) for e in exps]),
-            ("", [""] * len(exps)),
-            ("|R|, sign  x ->", [" 012345    012345"] * len(exps))]
+            ("top-4 on blob", [_hits_cell(_blob_hits(e.relevance, 0)) for e in exps])]
+    if morf_aopc is not None:
+        rows.append(("MoRF AOPC", [f"{morf_aopc[e.rule]:.3f}" for e in exps]))
+    rows += [("", [""] * len(exps)),
+             ("|R|, sign  x ->", [" 012345    012345"] * len(exps))]
     maps = [_map_cells(e.relevance) for e in exps]
     rows += [(f"y = {y}", [m[y] for m in maps]) for y in range(len(maps[0]))]
     rows += [("", [""] * len(exps)),
@@ -328,8 +353,14 @@ def run_demo(seed=2026, save=None, out=None, verbose=False):
     exps = [explain(net, x1, rule=r, eps=1e-2, gamma=0.25, alpha=2.0) for r in DEMO_RULES]
     verdicts = [check_conservation(e) for e in exps]
     healthy += [v.healthy for v in verdicts]
-    say(*_columns(_contrast_rows(exps, verdicts)))
-    say("", "  Each |R| map is scaled to its own max|R|; sign '.' where |R| < 1% of max|R|.")
+    morf = _faithfulness(net, rng, DEMO_RULES)
+    outcome["morf_aopc"] = {r: morf[e.rule] for r, e in zip(DEMO_RULES, exps)}
+    say(*_columns(_contrast_rows(exps, verdicts, morf_aopc=morf)))
+    say("", "  Each |R| map is scaled to its own max|R|; sign '.' where |R| < 1% of max|R|.",
+        f"  MoRF AOPC: mean drop of p(class) on {DEMO_FLIP_PROBES} fresh probes as pixels "
+        "are zeroed, most relevant",
+        "  first (higher = the decisive pixels are found sooner; `lrpfast evaluate` "
+        "compares rules).")
     if verbose:
         for rule, e in zip(DEMO_RULES, exps):
             if rule != "epsilon":   # probe 1's report above is the epsilon one
@@ -374,6 +405,9 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(self.prog, message)
 
 
+_RULE_CHOICES = NAMED + ("z-box",) + tuple(COMPOSITES)
+
+
 def _build_parser():
     parser = _Parser(
         prog="lrpfast",
@@ -414,17 +448,23 @@ def _build_parser():
                "and exit with code 2.")
     ex.add_argument("model", metavar="MODEL", help="model file (.npz or .onnx)")
     ex.add_argument("probe", metavar="PROBE.npy", help="probe array (.npy)")
-    ex.add_argument("--rule", choices=("epsilon", "gamma", "alpha-beta"),
-                    default="epsilon", help="dense-layer rule (default: epsilon)")
+    ex.add_argument("--rule", choices=_RULE_CHOICES, default="epsilon", metavar="R",
+                    help="dense-layer rule: " + ", ".join(_RULE_CHOICES[:-len(COMPOSITES)])
+                    + " (z-box: on the first Dense layer, epsilon above), or a "
+                    "composite: " + ", ".join(COMPOSITES) + " (default: epsilon)")
     # None marks "not given": an option that the rule does not use is warned
     # about only when given; the rule defaults (RULE_DEFAULTS) fill in the rest.
     ex.add_argument("--eps", type=float, default=None, metavar="E",
-                    help="epsilon/gamma stabiliser, > 0 (default: 0.01)")
+                    help="stabiliser of epsilon, gamma, gamma-generalized, > 0 (default: 0.01)")
     ex.add_argument("--gamma", type=float, default=None, metavar="G",
-                    help="gamma of the gamma rule, >= 0 (default: 0.25)")
+                    help="gamma of gamma and gamma-generalized, >= 0 (default: 0.25)")
     ex.add_argument("--alpha", type=float, default=None, metavar="A",
                     help="alpha of the alpha-beta rule, >= 1; beta = alpha - 1 "
                          "(default: 2)")
+    ex.add_argument("--low", type=float, default=None, metavar="L",
+                    help="lower z-box bound of every input (z-box, epsilon-gamma-box)")
+    ex.add_argument("--high", type=float, default=None, metavar="H",
+                    help="upper z-box bound of every input (z-box, epsilon-gamma-box)")
     ex.add_argument("--top-k", type=int, default=8, metavar="K",
                     help="rows of the top-K table, >= 1 (default: 8)")
     ex.add_argument("--class", dest="forced_class", type=int, default=None,
@@ -441,7 +481,101 @@ def _build_parser():
                         help="rows per chunk (default: about 16 MB of activations)")
     stream.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")
+    _add_evaluate_parser(sub)
     return parser
+
+
+def _add_evaluate_parser(sub):
+    ev = sub.add_parser(
+        "evaluate", help="compare LRP rules by pixel flipping (MoRF/LeRF/random AOPC)",
+        description="Explain every row of DATA.npy under each rule, replace features by the "
+                    "baseline in\nrelevance order (most relevant first, least relevant "
+                    "first, random) and print\nthe AOPC of each rule "
+                    "(lrpfast.evaluate.compare_rules).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n"
+               "  lrpfast demo --save model.npz\n"
+               "  python -c \"import numpy, lrpfast.datasets as d; "
+               "numpy.save('data.npy', d.blobs(200, 0.1)[0])\"\n"
+               "  lrpfast evaluate model.npz data.npy --rules epsilon,gamma\n\n"
+               "Errors (missing file, wrong data shape, bad option) print one line "
+               "and exit with code 2.")
+    ev.add_argument("model", metavar="MODEL", help="model file (.npz or .onnx)")
+    ev.add_argument("data", metavar="DATA.npy",
+                    help="probes (.npy) of shape (B, *input shape)")
+    ev.add_argument("--rules", default="epsilon,gamma,alpha-beta", metavar="R1,R2,...",
+                    help="comma-separated rule names (default: epsilon,gamma,alpha-beta)")
+    ev.add_argument("--features-per-step", type=int, default=1, metavar="K",
+                    help="features (or tiles) replaced per step, >= 1 (default: 1)")
+    ev.add_argument("--steps", type=int, default=None, metavar="T",
+                    help="stop after T steps (default: until all are replaced)")
+    ev.add_argument("--region", type=int, nargs=2, default=None, metavar=("H", "W"),
+                    help="replace H x W tiles (all channels) instead of single features")
+    ev.add_argument("--baseline", default="zero", metavar="zero|mean|VALUE",
+                    help="value of a replaced feature: 0, the per-feature mean of DATA, "
+                         "or a number (default: zero)")
+    ev.add_argument("--score", choices=("probability", "logit"), default="probability",
+                    help="score followed along the curve (default: probability)")
+    ev.add_argument("--max-rows", type=int, default=None, metavar="N",
+                    help="use the first N rows of DATA only")
+    ev.add_argument("--seed", type=int, default=0,
+                    help="seed of the random order (default: 0)")
+    ev.add_argument("--eps", type=float, default=1e-2, metavar="E",
+                    help="epsilon/gamma stabiliser, > 0 (default: 0.01)")
+    ev.add_argument("--gamma", type=float, default=0.25, metavar="G",
+                    help="gamma of the gamma rule, >= 0 (default: 0.25)")
+    ev.add_argument("--alpha", type=float, default=2.0, metavar="A",
+                    help="alpha of the alpha-beta rule, >= 1 (default: 2)")
+
+
+def _cmd_evaluate(args):
+    from .evaluate import compare_rules
+
+    rules = [r.strip() for r in args.rules.split(",")]
+    if not all(rules):
+        raise ValueError(f"--rules must be comma-separated rule names, got {args.rules!r}")
+    check_int(args.features_per_step, "--features-per-step", low=1)
+    if args.steps is not None:
+        check_int(args.steps, "--steps", low=1)
+    if args.max_rows is not None:
+        check_int(args.max_rows, "--max-rows", low=1)
+    check_int(args.seed, "--seed", low=0)
+    if args.baseline == "zero":
+        baseline = 0.0
+    elif args.baseline == "mean":
+        baseline = "mean"
+    else:
+        try:
+            baseline = float(args.baseline)
+        except ValueError:
+            raise ValueError(f"--baseline must be zero, mean or a number, got "
+                             f"{args.baseline!r}") from None
+        check_real(baseline, "--baseline")
+    net = load_model(args.model)
+    data = _load_probe(args.data, "DATA")
+    _, single = net._as_batch(data, "DATA")
+    if single:
+        data = data[None]
+    if args.max_rows is not None:
+        data = data[:args.max_rows]
+    try:
+        cmp = compare_rules(net, data, rules, eps=args.eps, gamma=args.gamma,
+                            alpha=args.alpha, features_per_step=args.features_per_step,
+                            steps=args.steps, baseline=baseline, score=args.score,
+                            seed=args.seed,
+                            region=None if args.region is None else tuple(args.region))
+    except (ValueError, TypeError) as exc:
+        # name the options, not the Python arguments
+        msg = str(exc)
+        for py, opt in (("features_per_step", "--features-per-step"),
+                        ("region", "--region"), ("baseline", "--baseline"),
+                        ("rule:", "--rules:"), ("rule ", "--rules "), ("eps", "--eps"),
+                        ("gamma ", "--gamma "), ("alpha", "--alpha")):
+            if msg.startswith(py):
+                msg = opt + msg[len(py):]
+                break
+        raise type(exc)(msg) from None
+    print(cmp.table())
 
 
 def _cmd_demo(args):
@@ -508,8 +642,11 @@ def _cmd_explain(args):
     net = load_model(args.model)
     if args.forced_class is not None:
         check_class(args.forced_class, "--class", net.n_outputs)
+    rule = _cli_rule(args, net, params)
+    if isinstance(rule, Composite):     # --eps, --gamma, --alpha are in it already
+        params = {}
     if args.out is not None or args.chunk_size is not None:
-        return _cmd_explain_batch(args, net, params)
+        return _cmd_explain_batch(args, net, rule, params)
     probe = _load_probe(args.probe)
     _, single = net._as_batch(probe, "PROBE")
     if not single:
@@ -517,10 +654,10 @@ def _cmd_explain(args):
                          f"got a batch of shape {probe.shape}; give --out OUT.npz to "
                          "explain a batch")
     print(lrp_report(net, probe, forced_class=args.forced_class, top_k=args.top_k,
-                     rule=args.rule, absorb_bias=args.absorb_bias, **params), end="")
+                     rule=rule, absorb_bias=args.absorb_bias, **params), end="")
 
 
-def _cmd_explain_batch(args, net, params):
+def _cmd_explain_batch(args, net, rule, params):
     """``explain ... --out OUT``: stream a batch file through explain_batch."""
     from ._stream import explain_file, format_summary
 
@@ -529,15 +666,36 @@ def _cmd_explain_batch(args, net, params):
     if args.chunk_size is not None:
         check_int(args.chunk_size, "--chunk-size", low=1)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    data = _load_probe(args.probe, mmap_mode="r")
+    data = _load_probe(args.probe, "DATA", mmap_mode="r")
     summary = explain_file(
         net, data, args.out, chunk_size=args.chunk_size, progress=progress, name="DATA",
-        rule=args.rule, forced_class=args.forced_class, absorb_bias=args.absorb_bias,
-        **params)
+        rule=rule, forced_class=args.forced_class, absorb_bias=args.absorb_bias, **params)
     print(format_summary(summary))
 
 
-_COMMANDS = {"demo": _cmd_demo, "explain": _cmd_explain}
+def _cli_rule(args, net, params):
+    """The ``rule=`` of ``--rule`` with ``--low``/``--high`` (z-box bounds)."""
+    box = args.rule in ("z-box", "epsilon-gamma-box")
+    given = [o for o, v in (("--low", args.low), ("--high", args.high)) if v is not None]
+    if not box:
+        if given:
+            raise ValueError(f"{' and '.join(given)} apply only to --rule z-box and "
+                             f"epsilon-gamma-box, not {args.rule}")
+        return args.rule
+    missing = [o for o, v in (("--low", args.low), ("--high", args.high)) if v is None]
+    if missing:
+        raise ValueError(f"--rule {args.rule} needs the z-box bounds "
+                         f"{' and '.join(missing)}")
+    check_real(args.low, "--low")
+    check_real(args.high, "--high")
+    if not args.low < args.high:
+        raise ValueError(f"--low must be < --high, got {args.low:g} and {args.high:g}")
+    if args.rule == "epsilon-gamma-box":
+        return composite(args.rule, low=args.low, high=args.high, **params)
+    return [ZBox(args.low, args.high)] + ["epsilon"] * (net._n_dense - 1)
+
+
+_COMMANDS = {"demo": _cmd_demo, "explain": _cmd_explain, "evaluate": _cmd_evaluate}
 
 
 def main(argv=None):

@@ -67,6 +67,9 @@ class DaskBatchExplanation:
         Label of the rule(s) applied.
     n_outputs : int
         The network's number of outputs (classes).
+    output_relevance : dask.array.Array of shape (B, n_outputs) or None
+        The top relevance given per probe, if any.
+    absorb_bias : bool
     """
 
     relevance: object
@@ -80,6 +83,8 @@ class DaskBatchExplanation:
     n_outputs: int
     _layers: tuple = ()
     _rules: tuple = ()
+    output_relevance: object = None
+    absorb_bias: bool = False
 
     def __len__(self):
         return self.relevance.shape[0]
@@ -106,20 +111,23 @@ class DaskBatchExplanation:
             byte-equality).
         """
         arrays = [getattr(self, name) for name in FIELDS]
+        if self.output_relevance is not None:
+            arrays.append(self.output_relevance)
         if _in_this_process(kwargs.get("scheduler"), arrays):
             # Blocks written straight into the result arrays: no final
             # concatenation (a copy of every field), and no second copy in memory.
             values = [np.empty(a.shape, a.dtype) for a in arrays]
             da.store(arrays, values, lock=False, **kwargs)
         else:
-            values = dask.compute(*arrays, **kwargs)
-        fields = dict(zip(FIELDS, values))
+            values = list(dask.compute(*arrays, **kwargs))
+        seed = values.pop() if self.output_relevance is not None else None
         return BatchExplanation(
             forced=self.forced, rule=self.rule, _layers=self._layers,
-            _rules=self._rules, **fields)
+            _rules=self._rules, output_relevance=seed, absorb_bias=self.absorb_bias,
+            **dict(zip(FIELDS, values)))
 
 
-def explain_batch(net, X, *, forced_class=None, **kwargs):
+def explain_batch(net, X, *, forced_class=None, output_relevance=None, **kwargs):
     """Explain a Dask array of probes, lazily and block by block.
 
     Parameters
@@ -132,12 +140,17 @@ def explain_batch(net, X, *, forced_class=None, **kwargs):
     forced_class : None, int, array-like or dask array of B ints
         Class to explain for every probe, or one per probe (a Dask array is
         rechunked to the row blocks of ``X``).
+    output_relevance : None, array-like or dask array of shape (B, n_outputs)
+        One top relevance vector per probe (see :func:`lrpfast.explain`),
+        rechunked like ``forced_class``.
     **kwargs
         Every other keyword of :func:`lrpfast.explain_batch` (``rule``,
         ``eps``, ``gamma``, ``alpha``, ``absorb_bias``, ``backend``,
         ``n_threads``, ``chunk_size``, ...), passed to it unchanged and
-        validated now, before any block runs.  For progress, use Dask's own
-        bars (``dask.diagnostics.ProgressBar``, ``distributed.progress``).
+        validated now, before any block runs.  ``layers=True`` is refused
+        (compute the few rows you need in memory).  For progress, use
+        Dask's own bars (``dask.diagnostics.ProgressBar``,
+        ``distributed.progress``).
 
     Returns
     -------
@@ -179,17 +192,27 @@ def explain_batch(net, X, *, forced_class=None, **kwargs):
             "dask.diagnostics.ProgressBar() or use distributed.progress, got "
             f"progress={kwargs['progress']!r}")
     kwargs.pop("progress", None)
+    if kwargs.get("layers", False) is not False:
+        raise ValueError(
+            "layers: lrpfast.dask returns no per-layer relevance; explain the rows "
+            f"you need with lrpfast.explain_batch(..., layers=True), got "
+            f"layers={kwargs['layers']!r}")
+    kwargs.pop("layers", None)
 
     per_row = forced_class is not None and np.ndim(forced_class) != 0
     # Validate every keyword now (and learn the rule's label) on one zero row;
-    # a per-row forced_class is validated below, its values block by block.
+    # per-row arrays are validated below (shapes) and block by block (values).
     probe = _explain.explain_batch(
         net, np.zeros((1,) + net.input_shape, net.dtype),
-        forced_class=(0 if per_row else forced_class), **kwargs)
+        forced_class=(0 if per_row else forced_class),
+        output_relevance=None if output_relevance is None else
+        np.zeros((1, net.n_outputs)), **kwargs)
 
     rows = _aligned_rows(X.chunks[0], _explain._chunk_size(net, kwargs.get("chunk_size")))
     X = X.rechunk((rows,) + tuple(-1 for _ in net.input_shape))
     forced = _check_forced(forced_class, B, net.n_outputs, rows) if per_row else forced_class
+    seed = None if output_relevance is None else \
+        _check_output_relevance(output_relevance, B, net, rows)
 
     # The network enters the graph once, under a key named by its content: every
     # block refers to that key, so each worker receives the network once.
@@ -197,13 +220,14 @@ def explain_batch(net, X, *, forced_class=None, **kwargs):
                            name=f"lrpfast-network-{_net_token(net)}")
     x_ind = "i" + "".join(chr(ord("j") + k) for k in range(len(net.input_shape)))
     forced_args = (forced, "i") if per_row else (forced, None)
+    seed_args = (None, None) if seed is None else (seed, "iz")
     # First row of each block, one per block, so errors name the row of X.
     starts = da.from_array(np.cumsum((0,) + rows[:-1]), chunks=1)
     parts = da.blockwise(
-        _explain_block, "i", X, x_ind, starts, "i", *forced_args, net_key, None,
-        kwargs, None, concatenate=False, align_arrays=False, dtype=object,
+        _explain_block, "i", X, x_ind, starts, "i", *forced_args, *seed_args, net_key,
+        None, kwargs, None, concatenate=False, align_arrays=False, dtype=object,
         meta=np.empty((0,), dtype=object),
-        name=f"lrpfast-explain-{tokenize(X, forced, net_key.key, kwargs)}")
+        name=f"lrpfast-explain-{tokenize(X, forced, seed, net_key.key, kwargs)}")
 
     def field(k, dtype, trailing):
         out_ind = "i" + "".join(chr(ord("s") + a) for a in range(len(trailing)))
@@ -222,7 +246,8 @@ def explain_batch(net, X, *, forced_class=None, **kwargs):
         stats=field(4, np.float64, (L, _explain.N_STATS)),
         max_residual=field(5, np.float64, ()),
         forced=forced_class is not None, rule=probe.rule, n_outputs=net.n_outputs,
-        _layers=probe._layers, _rules=probe._rules)
+        _layers=probe._layers, _rules=probe._rules, output_relevance=seed,
+        absorb_bias=probe.absorb_bias)
 
 
 def importance(result, by_class=False):
@@ -273,12 +298,11 @@ def importance(result, by_class=False):
 # Block functions (module level: workers import them by name)
 # --------------------------------------------------------------------------
 
-def _explain_block(x, start, forced, net, kwargs):
+def _explain_block(x, start, forced, seed, net, kwargs):
     """Explain one row block with the in-memory path; return the six fields."""
     # One chunk along every non-batch axis, handed over as nested one-element
     # lists (concatenating a single block would copy it).
-    while isinstance(x, list):
-        x = x[0]
+    x, seed = _single(x), _single(seed)
     if x.shape[0] == 0:     # a block emptied by slicing or filtering
         return _empty_fields(net)
     turn = _BLAS_TURN if "n_threads" not in kwargs and _blas_is_threaded() \
@@ -286,7 +310,8 @@ def _explain_block(x, start, forced, net, kwargs):
     try:
         with turn:
             # Looked up at call time, so the in-memory function in use is the current one.
-            b = _explain.explain_batch(net, x, forced_class=forced, **kwargs)
+            b = _explain.explain_batch(net, x, forced_class=forced,
+                                       output_relevance=seed, **kwargs)
     except ValueError:
         _refuse_non_finite_rows(x, int(start[0]))
         raise
@@ -327,6 +352,12 @@ def _refuse_non_finite_rows(x, start):
         raise ValueError(f"X contains {kind} in row {start + r} (the first bad row of the "
                          f"block of rows {start} to {start + x.shape[0] - 1}); all values "
                          "must be finite") from None
+
+
+def _single(block):
+    while isinstance(block, list):
+        block = block[0]
+    return block
 
 
 def _field(part, k):
@@ -410,6 +441,21 @@ def _check_forced(forced_class, B, n_classes, rows):
         return forced_class.rechunk((rows,))
     arr = _explain._check_forced_batch(forced_class, B, n_classes)
     return da.from_array(arr, chunks=(rows,))
+
+
+def _check_output_relevance(output_relevance, B, net, rows):
+    """A per-row output_relevance as a dask array chunked like the row blocks."""
+    shape = (B, net.n_outputs)
+    if not isinstance(output_relevance, da.Array):
+        arr = _explain._check_seed(net, output_relevance, None, B)
+        return da.from_array(arr, chunks=(rows, -1))
+    if output_relevance.shape != shape or output_relevance.dtype.kind not in "biuf":
+        raise ValueError(
+            f"output_relevance must be an array of real numbers of shape {shape} (one "
+            f"row of n_outputs values per probe), got dtype {output_relevance.dtype} and "
+            f"shape {output_relevance.shape}")
+    # Values are checked block by block by explain_batch.
+    return output_relevance.astype(net.dtype).rechunk((rows, -1))
 
 
 def _net_token(net):

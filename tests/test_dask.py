@@ -91,6 +91,25 @@ def test_forced_class_per_row():
     assert_same_bytes(got, lf.explain_batch(net, X, forced_class=2, chunk_size=64))
 
 
+def test_output_relevance_per_row():
+    net = make_net()
+    X = probes(300)
+    seed = np.random.default_rng(6).normal(size=(300, 3))
+    want = lf.explain_batch(net, X, output_relevance=seed, chunk_size=50)
+    dX = da.from_array(X, chunks=(100, 1, 6, 6))
+    for given in (seed, da.from_array(seed, chunks=(60, 3))):
+        res = lfd.explain_batch(net, dX, output_relevance=given, chunk_size=50)
+        got = res.compute()
+        assert_same_bytes(got, want)
+        assert got.output_relevance.tobytes() == want.output_relevance.tobytes()
+    with pytest.raises(ValueError, match="output_relevance"):
+        lfd.explain_batch(net, dX, output_relevance=seed[:10])
+    with pytest.raises(ValueError, match="cannot be combined"):
+        lfd.explain_batch(net, dX, output_relevance=seed, forced_class=1)
+    with pytest.raises(ValueError, match="layers"):
+        lfd.explain_batch(net, dX, layers=True)
+
+
 def test_int_input_and_empty_blocks():
     net = make_net()
     X = np.random.default_rng(4).integers(0, 3, (300, 1, 6, 6))

@@ -68,6 +68,19 @@ def test_train_updates_once_per_epoch(bars):
     assert a.layers[0].weight.tobytes() == b.layers[0].weight.tobytes()
 
 
+def test_pixel_flipping_updates_once_per_chunk(bars):
+    net = blob_net()
+    X = lf.datasets.blobs(250, noise=0.2, seed=0)[0]
+    b = lf.explain_batch(net, X)
+    with_bar = lf.evaluate.pixel_flipping(net, X, b, chunk_size=100, progress=True)
+    (bar,) = bars
+    assert (bar.total, bar.updates, bar.closed) == (250, [100, 100, 50], True)
+    without = lf.evaluate.pixel_flipping(net, X, b, chunk_size=100)
+    assert with_bar.curves.tobytes() == without.curves.tobytes()
+    with pytest.raises(TypeError, match="progress must be True or False"):
+        lf.evaluate.pixel_flipping(net, X, b, progress="yes")
+
+
 def test_cli_bar_updates_once_per_chunk(bars, tmp_path, capsys):
     net = blob_net()
     net.save(tmp_path / "m.npz")
