@@ -4,8 +4,9 @@ Groups (each holds the in-memory call beside the contender, so the table's
 ratio is measured within one run):
 
 - ``dask-threads``: 20,000 x 784 float32 rows on 784-256-256-10, the
-  threaded scheduler with its default pool and with one worker thread
-  (target: at most 1.2x in memory).
+  threaded scheduler with its default pool and with one worker thread, on
+  blocks aligned to explain_batch's chunk and on blocks that lrpfast.dask
+  must rechunk (target: at most 1.2x in memory).
 - ``dask-cluster``: the same on a LocalCluster of 2 worker processes with
   one thread each, the rows already on the workers, the results gathered
   back to the client.
@@ -21,6 +22,7 @@ import pytest
 
 import lrpfast as lf
 from lrpfast import cli
+from lrpfast.explain import _chunk_size
 
 da = pytest.importorskip("dask.array")
 lfd = pytest.importorskip("lrpfast.dask")
@@ -47,22 +49,26 @@ def _run(benchmark, fn, rounds=3):
     return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
 
 
-@pytest.mark.parametrize("contender", ["in-memory", "dask-threads", "dask-threads-1-worker"])
+@pytest.mark.parametrize("contender", ["in-memory", "dask-threads", "dask-threads-1-worker",
+                                       "dask-threads-unaligned"])
 def test_dask_threads(benchmark, request, contender):
     net = _mlp()
     B = _rows(request, 20_000)
     X = np.random.default_rng(2).uniform(0, 1, (B, 784)).astype(np.float32)
     benchmark.group = f"dask-threads {B}x784 float32 784-256-256-10"
+    # Blocks of about 5,000 rows: a multiple of explain_batch's chunk (aligned,
+    # as lrpfast.dask would rechunk them), or 5,000 exactly (rechunked: a copy).
+    step = _chunk_size(net, None)
+    rows = 5_000 if contender.endswith("unaligned") else step * round(5_000 / step)
     if contender == "in-memory":
         fn = lambda: lf.explain_batch(net, X)                           # noqa: E731
     else:
-        # Dask's default pool (one thread per core), or one thread: BLAS then
-        # has the cores to itself, as in memory.
+        # Dask's default pool (one thread per core), or one thread.
         workers = 1 if contender.endswith("1-worker") else None
-        dX = da.from_array(X, chunks=(5_000, 784))
+        dX = da.from_array(X, chunks=(rows, 784))
         fn = lambda: lfd.explain_batch(net, dX).compute(            # noqa: E731
             scheduler="threads", num_workers=workers)
-    got = _run(benchmark, fn)
+    got = _run(benchmark, fn, rounds=5)
     assert got.relevance.tobytes() == lf.explain_batch(net, X).relevance.tobytes()
 
 
