@@ -88,10 +88,10 @@ def explain_file(net, data, out, *, chunk_size=None, progress=False, name="DATA"
             path = _temp(folder, ".npy", temps)
             dtype, trailing = specs[key]
             # Writes the header and sizes the file; rows are filled below.
-            del_map = np.lib.format.open_memmap(path, mode="w+", dtype=dtype,
-                                                shape=(B,) + trailing)
-            files[key] = (path, del_map.offset, np.dtype(dtype), trailing)
-            del del_map
+            header = np.lib.format.open_memmap(path, mode="w+", dtype=dtype,
+                                               shape=(B,) + trailing)
+            files[key] = (path, header.offset, np.dtype(dtype), trailing)
+            del header
         source = _RowReader(data)
         counts = np.zeros(net.n_outputs, np.int64)
         top = 0.0
