@@ -1,13 +1,16 @@
 """The ``lrpfast`` command.
 
-``lrpfast demo [--seed N] [--save PATH]``
+``lrpfast demo [--seed N] [--save PATH] [--png DIR]``
     The seed's demo: train a small dense classifier on the 6x6 two-blob task,
     then report LRP on a clean class-0 probe, a noisy class-1 probe, and the
     three rules side by side.
 
 ``lrpfast explain MODEL PROBE.npy [--rule R] [--eps E] [--gamma G] [--alpha A]
-[--top-k K] [--class C] [--absorb-bias]``
+[--top-k K] [--class C] [--absorb-bias] [--png FILE]``
     Print :func:`lrpfast.lrp_report` for a saved model and a probe.
+
+``--png`` draws pictures with :mod:`lrpfast.plot` (needs the ``[plot]`` extra,
+matplotlib; without it the command fails at once, naming the extra).
 
 Every user error (a missing file, a probe of the wrong shape, a bad option)
 is one line on stderr and exit code 2, without a traceback.  :func:`main`
@@ -122,7 +125,7 @@ def _on_blob(relevance, cls, k=4):
     return sum(_flat_to_cxy(f) in blob for f, _, _ in top_positions(relevance, k))
 
 
-def run_demo(seed=2026, save=None, out=None):
+def run_demo(seed=2026, save=None, out=None, png=None):
     """Run the demo, writing its text to ``out`` (default ``sys.stdout``).
 
     Parameters
@@ -134,6 +137,8 @@ def run_demo(seed=2026, save=None, out=None):
     save : str or None
         Save the trained model there (``.npz``).
     out : file-like, optional
+    png : str or None
+        Also draw the pictures into this folder (see :func:`_demo_pngs`).
 
     Returns
     -------
@@ -184,6 +189,7 @@ def run_demo(seed=2026, save=None, out=None):
         say(_banner(f"PROBE {n}: a {kind} class-{cls} sample (noise {noise:.2f})"),
             ascii_probe(x, title=f"probe {n}"), "")
         e = explain(net, x, rule="epsilon")
+        outcome[f"probe{n}_explanation"] = e
         healthy.append(check_conservation(e).healthy)
         say(render_report(net, e, top_k=8).rstrip(), "",
             f"Share of sum|R| on the {blob} blob (the class-{cls} evidence): "
@@ -243,8 +249,45 @@ def run_demo(seed=2026, save=None, out=None):
         f"class {outcome['probe2_class']}, on the bottom-right blob: top-2 "
         f"{p2_top2}/2, top-4 {p2_top4}/4; conservation "
         f"{'healthy everywhere' if outcome['healthy'] else 'FLAGGED (see above)'}.")
+    if png is not None:
+        files = _demo_pngs(png, net, x1, outcome.pop("probe1_explanation"), x2,
+                           outcome.pop("probe2_explanation"), DEMO_RULES)
+        say("", f"pictures written to {png}: {', '.join(files)}")
+    outcome.pop("probe1_explanation", None)
+    outcome.pop("probe2_explanation", None)
     outcome["seconds"] = time.perf_counter() - t0
     return outcome
+
+
+def _demo_pngs(folder, net, x1, e1, x2, e2, rules, dpi=100):
+    """Draw the demo's pictures into ``folder``; return the file names written.
+
+    ``probe1.png`` and ``probe2.png`` are the heatmaps of the two epsilon
+    explanations beside their probes, ``rule_contrast.png`` probe 1 under
+    ``rules`` on one shared symmetric scale.
+    """
+    from . import plot
+
+    figures = {
+        "probe1.png": plot.heatmap(e1, probe=x1),
+        "probe2.png": plot.heatmap(e2, probe=x2),
+        "rule_contrast.png": plot.rule_contrast(net, x1, list(rules)),
+    }
+    for name, fig in figures.items():
+        fig.savefig(os.path.join(folder, name), dpi=dpi)
+    return list(figures)
+
+
+def _png_target(path, option):
+    """Fail early (before any work) when ``path`` cannot take a PNG file."""
+    from . import plot
+
+    plot.require()
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{option}: no such folder: {folder!r}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{option}: {path!r} is a folder, not a file")
 
 
 # ---------------------------------------------------------------------------
@@ -283,6 +326,10 @@ def _build_parser():
                       help="seed of weights, data and probes (default: 2026)")
     demo.add_argument("--save", metavar="PATH",
                       help="save the trained model to PATH (.npz)")
+    demo.add_argument("--png", metavar="DIR",
+                      help="also draw probe1.png, probe2.png and rule_contrast.png "
+                           "into DIR (created if missing; needs matplotlib: "
+                           "pip install \"lrpfast[plot]\")")
 
     ex = sub.add_parser(
         "explain", help="print the LRP report of a saved model for one probe",
@@ -314,6 +361,9 @@ def _build_parser():
                     metavar="C", help="explain class C instead of the argmax")
     ex.add_argument("--absorb-bias", action="store_true",
                     help="let biases take part in the denominators")
+    ex.add_argument("--png", metavar="FILE",
+                    help="also draw the relevance heatmap beside the probe to FILE "
+                         "(needs matplotlib: pip install \"lrpfast[plot]\")")
     return parser
 
 
@@ -327,7 +377,14 @@ def _cmd_demo(args):
             raise FileNotFoundError(f"--save: no such folder: {folder!r}")
         if os.path.isdir(args.save):
             raise IsADirectoryError(f"--save: {args.save!r} is a folder, not a file")
-    run_demo(seed=args.seed, save=args.save)
+    if args.png is not None:
+        from . import plot
+
+        plot.require()
+        if os.path.exists(args.png) and not os.path.isdir(args.png):
+            raise NotADirectoryError(f"--png: {args.png!r} is a file, not a folder")
+        os.makedirs(args.png, exist_ok=True)
+    run_demo(seed=args.seed, save=args.save, png=args.png)
 
 
 def _cmd_explain(args):
@@ -338,6 +395,8 @@ def _cmd_explain(args):
     check_real(args.gamma, "--gamma", low=0.0)
     check_real(args.alpha, "--alpha", low=1.0)
     check_int(args.top_k, "--top-k", low=1)
+    if args.png is not None:
+        _png_target(args.png, "--png")
     net = load_model(args.model)
     if args.forced_class is not None:
         check_int(args.forced_class, "--class", low=0, high=net.n_outputs - 1)
@@ -349,6 +408,13 @@ def _cmd_explain(args):
     print(lrp_report(net, probe, forced_class=args.forced_class, top_k=args.top_k,
                      eps=args.eps, rule=args.rule, gamma=args.gamma,
                      alpha=args.alpha, absorb_bias=args.absorb_bias), end="")
+    if args.png is not None:
+        from . import plot
+
+        e = explain(net, probe, rule=args.rule, eps=args.eps, gamma=args.gamma,
+                    alpha=args.alpha, forced_class=args.forced_class,
+                    absorb_bias=args.absorb_bias)
+        plot.heatmap(e, probe=probe).savefig(args.png, dpi=100)
 
 
 _COMMANDS = {"demo": _cmd_demo, "explain": _cmd_explain}

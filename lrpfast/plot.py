@@ -299,12 +299,12 @@ def heatmap(e, *, probe=None, cmap="bwr", clip=None, feature_names=None, top=20,
         if probes is not None:
             pax = panels[c * per]
             pax.imshow(probes[c], cmap="gray", interpolation="nearest", origin="upper")
-            pax.set_title(f"input{f', channel {c}' if R.ndim == 3 else ''} (grey)")
+            pax.set_title(f"input{f', channel {c}' if C > 1 else ''} (grey)")
             _style_image_axes(pax, planes.shape[1:])
         images.append(cax.imshow(planes[c], cmap=cm, norm=norm, interpolation="nearest",
                                  origin="upper"))
         if C > 1 or probes is not None:
-            cax.set_title(f"relevance{f', channel {c}' if R.ndim == 3 else ''}")
+            cax.set_title(f"relevance{f', channel {c}' if C > 1 else ''}")
         _style_image_axes(cax, planes.shape[1:])
     if colorbar:
         cb = fig.colorbar(images[0], ax=[panels[c * per + per - 1] for c in range(C)],
@@ -552,7 +552,7 @@ def importance(b, feature_names=None, top=20, *, class_names=None, fig=None):
                           interpolation="nearest", origin="upper")
         right.set_xticks(np.arange(K), clabels)
         right.set_yticks(np.arange(T), [""] * T)
-        right.set_title("signed mean R per\nexplained class")
+        right.set_title("signed mean R per\nexplained class\n(red for, blue against)")
         if T * K <= 200:
             for i in range(T):
                 for k in range(K):
@@ -561,7 +561,7 @@ def importance(b, feature_names=None, top=20, *, class_names=None, fig=None):
                                fontsize="x-small",
                                color="white" if abs(val) > 0.6 * ms else "black")
         cb = fig.colorbar(im, ax=right, shrink=0.8)
-        cb.set_label(f"signed mean R, ±{ms:.3g}: red for the class, blue against")
+        cb.set_label(f"signed mean R, symmetric ±{ms:.3g}")
         fig.suptitle(head)
         return fig
     if feature_names is not None:
