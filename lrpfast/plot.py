@@ -86,16 +86,17 @@ def _check_clip(clip):
                       what="a percentile in (0, 100]")
 
 
-def _check_names(feature_names, n, shape):
+def _check_names(feature_names, n, shape, name="feature_names",
+                 what="input feature ({n} for input shape {shape})"):
     if feature_names is None:
         return None
     if isinstance(feature_names, (str, bytes)) or not hasattr(feature_names, "__len__"):
-        raise TypeError(f"feature_names must be a sequence of {n} strings, got "
+        raise TypeError(f"{name} must be a sequence of {n} strings, got "
                         f"{type(feature_names).__name__}")
     names = [str(f) for f in feature_names]
     if len(names) != n:
-        raise ValueError(f"feature_names must have one name per input feature ({n} for "
-                         f"input shape {shape}), got {len(names)}")
+        raise ValueError(f"{name} must have one name per {what.format(n=n, shape=shape)}, "
+                         f"got {len(names)}")
     return names
 
 
@@ -523,7 +524,8 @@ def importance(b, feature_names=None, top=20, *, class_names=None, fig=None):
     shape = mean_abs.shape
     n_out = int(np.prod(b.outputs.shape[1:])) if b.outputs.ndim > 1 else 1
     if class_names is not None:
-        cnames = _check_names(class_names, n_out, (n_out,))
+        cnames = _check_names(class_names, n_out, (n_out,), "class_names",
+                              "network output ({n})")
     else:
         cnames = [f"class {k}" for k in range(n_out)]
     clabels = [f"{cnames[k]}\n(n={n})" for k, n in zip(classes, counts)]
