@@ -543,3 +543,83 @@ def test_returns_figures_not_pyplot_state(image_net, probe):
     fig = plot.heatmap(lf.explain(image_net, probe))
     assert isinstance(fig, Figure) and plt.get_fignums() == before
     assert all(isinstance(a, Axes) for a in fig.axes)
+
+
+# ---------------------------------------------------------------------------
+# The command line: --png
+# ---------------------------------------------------------------------------
+
+PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(lf.__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_cli(*args, block_matplotlib=False):
+    pre = "import sys; sys.modules['matplotlib'] = None; " if block_matplotlib else \
+        "import sys; "
+    code = pre + "from lrpfast.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PKG_PARENT + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=HERE, timeout=300)
+
+
+def read_png(path):
+    import matplotlib.image as mpimg
+
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    return mpimg.imread(path)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    net = lf.Network((1, 6, 6), [lf.Dense(8, "relu"), lf.Dense(2), lf.SoftMax()], seed=1)
+    net.save(d / "m.npz")
+    x = lf.datasets.blobs(1, 0.1, seed=2, cls=1)[0][0]
+    np.save(d / "p.npy", x)
+    return types.SimpleNamespace(dir=d, net=net, x=x)
+
+
+def test_cli_explain_png(saved):
+    out = saved.dir / "heat.png"
+    proc = run_cli("explain", saved.dir / "m.npz", saved.dir / "p.npy", "--rule", "gamma",
+                   "--png", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "LRPReport" in proc.stdout
+    img = read_png(out)
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 200
+    # the picture has red (positive) and white pixels of the map
+    rgb = img[..., :3]
+    assert ((rgb[..., 0] > 0.95) & (rgb[..., 2] < 0.3)).any()
+
+
+def test_cli_demo_png(tmp_path):
+    folder = tmp_path / "pictures" / "demo"                 # created, with its parent
+    proc = run_cli("demo", "--png", folder)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("probe1.png", "probe2.png", "rule_contrast.png"):
+        assert read_png(folder / name).shape[0] > 100
+        assert name in proc.stdout
+    assert max(len(line) for line in proc.stdout.splitlines()[-2:]) <= 100 + len(str(folder))
+
+
+def test_cli_png_without_matplotlib_fails_first_in_one_line(saved, tmp_path):
+    for args in (("explain", saved.dir / "m.npz", saved.dir / "p.npy", "--png",
+                  tmp_path / "x.png"),
+                 ("demo", "--png", tmp_path / "d")):
+        proc = run_cli(*args, block_matplotlib=True)
+        assert proc.returncode == 2
+        assert proc.stdout == ""                      # failed before any work
+        lines = proc.stderr.splitlines()
+        assert len(lines) == 1 and 'pip install "lrpfast[plot]"' in lines[0], proc.stderr
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "d").exists()
+
+
+def test_cli_png_bad_targets(saved, tmp_path):
+    proc = run_cli("explain", saved.dir / "m.npz", saved.dir / "p.npy", "--png",
+                   tmp_path / "no" / "such" / "x.png")
+    assert proc.returncode == 2 and "--png" in proc.stderr and "no such folder" in proc.stderr
+    (tmp_path / "file").write_text("x")
+    proc = run_cli("demo", "--png", tmp_path / "file")
+    assert proc.returncode == 2 and "--png" in proc.stderr and "not a folder" in proc.stderr
