@@ -21,7 +21,7 @@ from .layers import (Activation, Dense, Dropout, Flatten, Identity, Layer, Layer
 from .network import Network, load
 from .report import lrp_report
 from .train import train
-from . import datasets
+from . import datasets, plot  # plot imports matplotlib only when it draws
 from .rules import AlphaBeta, Epsilon, Gamma, Rule
 
 __version__ = "0.1.0"
@@ -30,5 +30,5 @@ __all__ = [
     "Activation", "AlphaBeta", "BatchExplanation", "Boundary", "Dense", "Dropout",
     "Epsilon", "Explanation", "Flatten", "Gamma", "Identity", "Layer", "LayerNorm",
     "Network", "ReLU", "Rule", "Sigmoid", "SoftMax", "Tanh", "explain",
-    "datasets", "explain_batch", "from_onnx", "from_sklearn", "from_torch", "load", "lrp_report", "train", "__version__",
+    "datasets", "explain_batch", "plot", "from_onnx", "from_sklearn", "from_torch", "load", "lrp_report", "train", "__version__",
 ]

@@ -264,14 +264,14 @@ def _demo_pngs(folder, net, x1, e1, x2, e2, rules, dpi=100):
 
     ``probe1.png`` and ``probe2.png`` are the heatmaps of the two epsilon
     explanations beside their probes, ``rule_contrast.png`` probe 1 under
-    ``rules`` on one shared symmetric scale.
+    ``rules``, each on its own symmetric scale (as the text's maps).
     """
     from . import plot
 
     figures = {
         "probe1.png": plot.heatmap(e1, probe=x1),
         "probe2.png": plot.heatmap(e2, probe=x2),
-        "rule_contrast.png": plot.rule_contrast(net, x1, list(rules)),
+        "rule_contrast.png": plot.rule_contrast(net, x1, list(rules), shared_scale=False),
     }
     for name, fig in figures.items():
         fig.savefig(os.path.join(folder, name), dpi=dpi)
