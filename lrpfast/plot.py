@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+import warnings
 
 import numpy as np
 
@@ -160,11 +161,17 @@ def _title(e):
             f"max residual {e.max_residual:.2e}")
 
 
+def _image_panel(shape2d, width=_PANEL, title=0.0):
+    """Panel size (inches) for a map of ``shape2d``: the map's aspect, plus title room."""
+    H, W = shape2d
+    return (width, width * min(2.5, max(0.4, H / W)) + title)
+
+
 def _style_image_axes(ax, shape2d):
     H, W = shape2d
-    if W <= 16:
+    if W <= 10:                      # small maps: every pixel has its tick
         ax.set_xticks(range(W))
-    if H <= 16:
+    if H <= 10:
         ax.set_yticks(range(H))
     ax.set_xlabel("x (column)")
     ax.set_ylabel("y (row)")
@@ -227,8 +234,9 @@ def heatmap(e, *, probe=None, cmap="bwr", clip=None, feature_names=None, top=20,
         A diverging map whose middle is white (``"bwr"``, ``"seismic"``,
         ``"coolwarm"``, ...); the norm is symmetric around 0.
     clip : float in (0, 100], optional
-        Saturate the scale at this percentile of ``|R|`` instead of at
-        ``max|R|`` (e.g. 99 keeps one extreme pixel from washing out the rest).
+        Saturate the colour scale of image panels at this percentile of
+        ``|R|`` instead of at ``max|R|`` (e.g. 99 keeps one extreme pixel from
+        washing out the rest).  Bar charts ignore it, with a warning.
     feature_names : sequence of str, optional
         For bar charts: one name per input position (C order).
     top : int, default 20
@@ -274,6 +282,10 @@ def heatmap(e, *, probe=None, cmap="bwr", clip=None, feature_names=None, top=20,
         raise ValueError(f"feature_names: names are drawn for bar charts of (n,) inputs; "
                          f"this input has the image shape {shape}")
     if not image:
+        if clip is not None:
+            warnings.warn(f"clip={clip:g} is ignored: bars of {shape} relevance are drawn "
+                          "to their full length (clip saturates the colours of image "
+                          "panels)", UserWarning, stacklevel=2)
         names = _check_names(feature_names, R.size, shape)
         order = _top_order(R, top)
         fig, (bax,) = _axes_grid(1, 1, ax=axes, fig=fig,
@@ -292,7 +304,8 @@ def heatmap(e, *, probe=None, cmap="bwr", clip=None, feature_names=None, top=20,
     C = planes.shape[0]
     per = 1 if probes is None else 2
     ncols = per if per == 2 else min(C, 4)
-    fig, panels = _axes_grid(C * per, ncols, ax=axes, fig=fig)
+    fig, panels = _axes_grid(C * per, ncols, ax=axes, fig=fig,
+                             panel=_image_panel(planes.shape[1:], title=0.3))
     norm = colors.Normalize(vmin=-m, vmax=m)
     images = []
     for c in range(C):
@@ -425,20 +438,24 @@ def rule_contrast(net, x, rules=("epsilon", "gamma", "alpha-beta"), *, shared_sc
     planes = [r.reshape((-1,) + shape[-2:]) for r in R]
     pplanes = probe.reshape(planes[0].shape)
     C = pplanes.shape[0]
+    c_one = C == 1
     fig, panels = _axes_grid(C * (n + 1), n + 1, ax=None, fig=fig,
-                             panel=(_PANEL, _PANEL + 0.9))
+                             panel=_image_panel(pplanes.shape[1:], title=0.9 if c_one else 0.5))
     norms = [colors.Normalize(-m_all, m_all) if shared_scale else colors.Normalize(-m, m)
              for m in ms]
     for c in range(C):
         row = panels[c * (n + 1):(c + 1) * (n + 1)]
-        chan = f", channel {c}" if C > 1 else ""
         row[0].imshow(pplanes[c], cmap="gray", interpolation="nearest", origin="upper")
-        row[0].set_title(f"input{chan}\n(grey)", fontsize="medium")
+        if c == 0:
+            row[0].set_title("input\n(grey)", fontsize="medium")
         _style_image_axes(row[0], pplanes.shape[1:])
+        if C > 1:
+            row[0].set_ylabel(f"channel {c}\ny (row)")
         for k in range(n):
             im = row[k + 1].imshow(planes[k][c], cmap=cm, norm=norms[k],
                                    interpolation="nearest", origin="upper")
-            row[k + 1].set_title(_panel_title(labels[k], exps[k]) + chan, fontsize="medium")
+            if c == 0:             # the rule heads its column
+                row[k + 1].set_title(_panel_title(labels[k], exps[k]), fontsize="medium")
             _style_image_axes(row[k + 1], pplanes.shape[1:])
             if not shared_scale and c == C - 1:
                 cb = fig.colorbar(im, ax=[panels[j * (n + 1) + k + 1] for j in range(C)],
@@ -572,30 +589,32 @@ def importance(b, feature_names=None, top=20, *, class_names=None, fig=None):
     planes = mean_abs.reshape((-1,) + shape[-2:])
     splanes = signed.reshape((K,) + planes.shape)
     C = planes.shape[0]
-    fig, panels = _axes_grid(C * (K + 1), K + 1, ax=None, fig=fig,
-                             panel=(2.2, 2.2))
+    # One row per channel: mean |R|, then one signed map per class.  A single
+    # channel flows over rows of at most 6 panels (10 digit classes stay legible).
+    ncols = K + 1 if C > 1 else min(K + 1, 6)
+    fig, panels = _axes_grid(C * (K + 1), ncols, ax=None, fig=fig,
+                             panel=_image_panel(planes.shape[1:], 2.2, title=0.3))
     snorm = colors.Normalize(-ms, ms)
     cm = _colormap("bwr")
     peak = float(mean_abs.max()) or 1.0
+    abs_axes, signed_axes = [], []
     for c in range(C):
         row = panels[c * (K + 1):(c + 1) * (K + 1)]
-        chan = f", channel {c}" if len(shape) == 3 and C > 1 else ""
+        chan = f", channel {c}" if C > 1 else ""
         imabs = row[0].imshow(planes[c], cmap="Reds", norm=colors.Normalize(0, peak),
                               interpolation="nearest", origin="upper")
         row[0].set_title(f"mean |R|{chan}", fontsize="medium")
         _style_image_axes(row[0], planes.shape[1:])
+        abs_axes.append(row[0])
         for k in range(K):
             ims = row[k + 1].imshow(splanes[k, c], cmap=cm, norm=snorm,
                                     interpolation="nearest", origin="upper")
-            row[k + 1].set_title("explained " + clabels[k].replace("\n", " ") + chan, fontsize="medium")
+            row[k + 1].set_title(clabels[k].replace("\n", " ") + chan, fontsize="medium")
             _style_image_axes(row[k + 1], planes.shape[1:])
-            if k:
-                row[k + 1].set_ylabel("")
-    cb = fig.colorbar(imabs, ax=[panels[c * (K + 1)] for c in range(C)],
-                      location="bottom", shrink=0.9)
+            signed_axes.append(row[k + 1])
+    cb = fig.colorbar(imabs, ax=abs_axes, location="bottom", shrink=0.9)
     cb.set_label(f"mean |R|, 0 to {peak:.3g}")
-    cb = fig.colorbar(ims, ax=[p for j, p in enumerate(panels) if j % (K + 1)],
-                      location="bottom", shrink=0.6)
+    cb = fig.colorbar(ims, ax=signed_axes, location="bottom", shrink=0.6)
     cb.set_label(f"signed mean R per explained class (red +, blue −), ±{ms:.3g}")
     fig.suptitle(head)
     return fig

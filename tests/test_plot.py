@@ -249,6 +249,8 @@ def test_heatmap_tabular_bars_are_the_top_features(tab_net, tab_x):
     assert all(top_y > ax.transData.transform((0, y))[1] for y in ys[1:])
     for b, i in zip(bs, order):
         assert red(b.get_facecolor()) if e.relevance[i] > 0 else blue(b.get_facecolor())
+    with pytest.warns(UserWarning, match="clip=99 is ignored"):
+        plot.heatmap(e, clip=99)
     # default names, top larger than n, and the probe values in the labels
     fig = plot.heatmap(e, probe=tab_x, top=50)
     (ax,) = fig.axes
