@@ -7,7 +7,28 @@
 
 try:
     from . import _kernels  # noqa: F401  (compiled; no pure-Python fallback)
-except ImportError as exc:  # pragma: no cover - depends on the build
+except ImportError as exc:  # pragma: no cover - depends on the build (tested in a subprocess)
+    def _inside_source_tree():
+        """True when this lrpfast is an unbuilt source checkout (sources, no module)."""
+        import glob
+        import os
+
+        here = os.path.dirname(os.path.abspath(__file__))
+        root = os.path.dirname(here)
+        built = glob.glob(os.path.join(here, "_kernels*.so")) + glob.glob(
+            os.path.join(here, "_kernels*.pyd"))
+        return (not built and os.path.isfile(os.path.join(here, "_kernels.pyx"))
+                and any(os.path.isfile(os.path.join(root, f))
+                        for f in ("pyproject.toml", "setup.py"))), root
+
+    _shadowed, _root = _inside_source_tree()
+    if _shadowed:
+        raise ImportError(
+            f"lrpfast was imported from its source tree ({_root}), which has no "
+            "compiled kernels: Python looks in the current folder first, so this "
+            "folder hides any installed lrpfast. You are inside the source tree; cd "
+            "elsewhere, or build in place (python setup.py build_ext --inplace)."
+        ) from exc
     raise ImportError(
         "lrpfast's compiled kernels (lrpfast._kernels) are missing or broken "
         f"({exc}). Build them with `pip install .` from the source tree (needs a "

@@ -28,14 +28,17 @@ def check_dtype(dtype, name="dtype"):
     return dt
 
 
-def as_float_array(value, name, dtype, *, shape=None, ndim=None, copy=False):
+def as_float_array(value, name, dtype, *, shape=None, ndim=None, copy=False,
+                   batch_ndim=None):
     """Convert ``value`` to a C-contiguous float array of ``dtype``, checked.
 
     Integers, booleans and float16/float32/float64 are cast; strings, objects
     and complex numbers are refused with a ``TypeError``.  NaN and Inf (also
-    values that overflow ``dtype``) are refused with a ``ValueError``.
-    ``shape`` (a tuple, ``None`` entries are free) and ``ndim`` are checked
-    when given.
+    values that overflow ``dtype``) are refused with a ``ValueError`` that
+    names the first bad index.  ``shape`` (a tuple, ``None`` entries are
+    free) and ``ndim`` are checked when given.  When the array has
+    ``batch_ndim`` dimensions its first axis is a batch, and the message names
+    the row too.
     """
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a numeric array, got a {type(value).__name__}")
@@ -64,14 +67,32 @@ def as_float_array(value, name, dtype, *, shape=None, ndim=None, copy=False):
             out = np.array(arr, dtype=dtype, order="C", copy=True) if copy else \
                 np.ascontiguousarray(arr, dtype=dtype)
     if not _all_finite(out):
-        if np.isnan(out).any():
-            bad = "NaN"
-        elif arr.dtype.kind == "f" and np.isfinite(arr).all():
-            bad = f"values outside the {np.dtype(dtype).name} range (they become Inf)"
-        else:
-            bad = "Inf"
-        raise ValueError(f"{name} contains {bad}; all values must be finite")
+        _refuse_non_finite(arr, out, name, dtype, batch_ndim)
     return out
+
+
+def _refuse_non_finite(arr, out, name, dtype, batch_ndim):
+    """Raise the ValueError for a non-finite ``out``, naming the first bad value."""
+    nan = np.isnan(out)
+    if nan.any():
+        bad, mask = "NaN", nan
+    elif arr.dtype.kind == "f" and np.isfinite(arr).all():
+        bad = f"values outside the {np.dtype(dtype).name} range (they become Inf)"
+        mask = ~np.isfinite(out)
+    else:
+        bad, mask = "Inf", ~np.isfinite(out)
+    count = int(mask.sum())
+    where = ""
+    if out.ndim:
+        first = tuple(int(i) for i in np.unravel_index(int(np.argmax(mask)), out.shape))
+        index = f"{name}[{', '.join(map(str, first))}]"
+        if batch_ndim is not None and out.ndim == batch_ndim:
+            rows = int(mask.reshape(out.shape[0], -1).any(axis=1).sum())
+            where = (f" in {rows} row{'s' if rows > 1 else ''}; the first is row "
+                     f"{first[0]}, at {index}")
+        else:
+            where = f" at {count} position{'s' if count > 1 else ''}; the first is {index}"
+    raise ValueError(f"{name} contains {bad}{where}; all values must be finite")
 
 
 def _all_finite(a):
@@ -118,6 +139,24 @@ def check_int(value, name, *, low=None, high=None):
         rng = f"in [{low}, {high}]" if high is not None else f">= {low}"
         raise ValueError(f"{name} must be an int {rng}, got {v}")
     return v
+
+
+def check_class(value, name, n_outputs):
+    """Validate a class index in ``[0, n_outputs - 1]``; return int.
+
+    A network with one output is a binary (logistic) classifier: its single
+    logit speaks for the positive class, so the only class to explain is 0,
+    and the message says so rather than only quoting the range.
+    """
+    if n_outputs == 1 and not isinstance(value, bool) and isinstance(
+            value, numbers.Integral) and int(value) != 0:
+        raise ValueError(
+            f"{name} must be 0 for a network with a single output, got {int(value)}: "
+            "a one-output (sigmoid/logistic) classifier has one logit, log(p / (1 - p)), "
+            "for the positive class. Explain class 0 and read its relevance both ways: "
+            "positive relevance speaks for the positive class, negative relevance for "
+            "the other one")
+    return check_int(value, name, low=0, high=n_outputs - 1)
 
 
 def check_choice(value, name, choices):

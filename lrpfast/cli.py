@@ -1,9 +1,10 @@
 """The ``lrpfast`` command.
 
-``lrpfast demo [--seed N] [--save PATH] [--png DIR]``
-    The seed's demo: train a small dense classifier on the 6x6 two-blob task,
-    then report LRP on a clean class-0 probe, a noisy class-1 probe, and the
-    three rules side by side.
+``lrpfast demo [--seed N] [--save PATH] [--verbose] [--png DIR]``
+    The example of the original ``LRPReport`` (``TNNet.LRPReport`` of a Pascal
+    library): train a small dense classifier on the 6x6 two-blob task, then
+    report LRP on a clean class-0 probe, a noisy class-1 probe, and the three
+    rules side by side.
 
 ``lrpfast explain MODEL PROBE.npy [--rule R] [--eps E] [--gamma G] [--alpha A]
 [--top-k K] [--class C] [--absorb-bias] [--png FILE]``
@@ -13,7 +14,12 @@
 matplotlib; without it the command fails at once, naming the extra).
 
 Every user error (a missing file, a probe of the wrong shape, a bad option)
-is one line on stderr and exit code 2, without a traceback.  :func:`main`
+is one line on stderr and exit code 2, without a traceback; every warning
+(a Python ``warnings.warn`` during the command, or an option that the chosen
+``--rule`` does not use) is one line ``lrpfast COMMAND: warning: ...``.
+``lrpfast`` alone prints the help on stderr and exits with code 2.  Output
+fits 100 columns; a reader that goes away (``| head``) ends the command
+quietly with code 0.  :func:`main`
 returns the exit code; the console script ``lrpfast`` and
 ``python -m lrpfast`` exit with it.
 """
@@ -21,19 +27,22 @@ returns the exit code; the console script ``lrpfast`` and
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
 from . import datasets
-from ._validation import check_int, check_real
+from ._validation import check_class, check_int, check_real
 from .explain import explain
 from .layers import Dense, SoftMax
 from .network import Network, load
-from .report import (ascii_probe, check_conservation, format_position,
-                     heatmap_lines, render_report, top_positions)
+from .rules import make_rule
+from .report import (RAMP, WIDTH, ascii_probe, bucket_map, check_conservation,
+                     format_position, render_report, sign_map, top_positions)
 from .train import Trainer
 
 __all__ = ["MODEL_LOADERS", "load_model", "main", "run_demo"]
@@ -119,14 +128,114 @@ def _flat_to_cxy(flat):
     return (c, x, y)
 
 
-def _on_blob(relevance, cls, k=4):
-    """How many of the top-``k`` positions lie on the blob of class ``cls``."""
+def _blob_hits(relevance, cls, k=4):
+    """Of the top-``k`` positions by ``|R|``, how many lie on the blob of ``cls``.
+
+    Returns ``(positive, negative)``: a blob pixel counts as evidence found
+    (``positive``) only when its relevance speaks for the class (``R > 0``);
+    blob pixels with ``R < 0`` speak against it and are counted apart.
+    """
     blob = set(datasets.blob_positions(cls))
-    return sum(_flat_to_cxy(f) in blob for f, _, _ in top_positions(relevance, k))
+    on = [v for f, v, _ in top_positions(relevance, k) if _flat_to_cxy(f) in blob]
+    return sum(v > 0 for v in on), sum(v < 0 for v in on)
 
 
-def run_demo(seed=2026, save=None, out=None, png=None):
+def _hits_text(hits, k):
+    pos, neg = hits
+    return f"{pos}/{k}" + (f" (+{neg} negative)" if neg else "")
+
+
+def _hits_cell(hits):
+    pos, neg = hits
+    return f"{pos} positive" + (f", {neg} negative" if neg else "")
+
+
+def _columns(rows, title_width=16):
+    """``rows`` of ``(title, cells)`` as a table of columns within 100 columns.
+
+    Every row has one cell per column.  Columns that do not fit beside the
+    first ones continue in a further block below (so more rules, or wider
+    cells, never widen the text).
+    """
+    n = len(rows[0][1])
+    widths = [max(len(cells[j]) for _, cells in rows) + 2 for j in range(n)]
+    blocks, current, used = [], [], 2 + title_width
+    for j, w in enumerate(widths):
+        if current and used + w > WIDTH:
+            blocks.append(current)
+            current, used = [], 2 + title_width
+        current.append(j)
+        used += w
+    blocks.append(current)
+    lines = []
+    for k, block in enumerate(blocks):
+        if k:
+            lines.append("")
+        for title, cells in rows:
+            line = f"  {title:<{title_width}}" + "".join(
+                f"{cells[j]:<{widths[j]}}" for j in block)
+            lines.append(line.rstrip())
+    return lines
+
+
+def _map_cells(relevance):
+    """One ``|R|`` and sign cell pair per row of the 6x6 plane."""
+    buckets = bucket_map(relevance).reshape(datasets.SHAPE)[0]
+    signs = sign_map(relevance).reshape(datasets.SHAPE)[0]
+    return ["|" + "".join(RAMP[b] for b in buckets[y]) + "|  |" + "".join(signs[y]) + "|"
+            for y in range(buckets.shape[0])]
+
+
+def _contrast_rows(exps, verdicts, top_k=6):
+    """The RULE CONTRAST table as ``(title, cells)`` rows, one cell per rule."""
+    names = [e.rule.split(" (")[0] for e in exps]
+    params = [e.rule[len(n):].strip(" ()") or "-" for n, e in zip(names, exps)]
+    rows = [("rule", names),
+            ("parameters", params),
+            ("class", [f"{e.explained_class} (logit {e.logit:+.4f})" for e in exps]),
+            ("max residual", [f"{e.max_residual:.3e}" for e in exps]),
+            ("verdict", [v.message.split(":")[0] for v in verdicts]),
+            ("top-left blob", [f"{100 * _blob_share(e.relevance, 0):.1f}% of sum|R|"
+                               for e in exps]),
+            ("top-4 on blob", [_hits_cell(_blob_hits(e.relevance, 0)) for e in exps]),
+            ("", [""] * len(exps)),
+            ("|R|, sign  x ->", [" 012345    012345"] * len(exps))]
+    maps = [_map_cells(e.relevance) for e in exps]
+    rows += [(f"y = {y}", [m[y] for m in maps]) for y in range(len(maps[0]))]
+    rows += [("", [""] * len(exps)),
+             (f"top-{top_k} by |R|", ["(c, x, y)  relevance"] * len(exps))]
+    tops = [top_positions(e.relevance, top_k) for e in exps]
+    for rank in range(top_k):
+        rows.append((f"{rank + 1}", [f"{format_position(t[rank][0], datasets.SHAPE)}  "
+                                     f"{t[rank][1]:+.4e}" for t in tops]))
+    return rows
+
+
+_EXPECT = """\
+LRP is not a gradient: it hands the explained logit back through the network under a
+conservation rule.  Each table checks the bookkeeping: a boundary may lose relevance only to
+the shares its rule allows (the epsilon and gamma stabiliser, O(eps); biases with
+--absorb-bias; degenerate alpha-beta neurons), and any other residual is FLAGGED.  The
+SoftMax has no LRP rule: it passes relevance unchanged and is listed as SKIPPED.
+
+Relevance is signed: positive relevance speaks for the explained class, negative relevance
+against it.  A pixel can lie on the blob of the class and still carry negative relevance, so
+the counts here take a top pixel as evidence found only when it lies on the blob AND its
+relevance is positive; blob pixels with negative relevance are counted apart ("+1 negative").
+
+On the clean class-0 probe, epsilon and gamma put the top-4 relevance on the four top-left
+blob pixels; gamma leans to positive evidence.  Alpha-beta (alpha=2, beta=1) conserves
+relevance exactly but amplifies it, and hands each neuron's negative share to whatever inputs
+push against it, so pixels (on the blob too) can carry large negative relevance.  The noisy
+class-1 probe has three times the training noise: the largest |R| sits on the bottom-right
+blob, but its pixels can carry both signs, and positive relevance can leak onto the noise.
+Read the map as "these pixels mattered most", and each sign as the direction of its share."""
+
+
+def run_demo(seed=2026, save=None, out=None, verbose=False, png=None):
     """Run the demo, writing its text to ``out`` (default ``sys.stdout``).
+
+    Every line fits 100 columns.
 
     Parameters
     ----------
@@ -135,8 +244,12 @@ def run_demo(seed=2026, save=None, out=None, png=None):
         initial weights, every epoch's fresh samples and shuffle, and the two
         probes.
     save : str or None
-        Save the trained model there (``.npz``).
+        Save the trained model there (``.npz``).  The file is written before
+        anything is printed, so a closed pipe (``lrpfast demo --save m.npz |
+        head``) cannot stop it.
     out : file-like, optional
+    verbose : bool, default False
+        Also print the full report of probe 1 under every contrasted rule.
     png : str or None
         Also draw the pictures into this folder (see :func:`_demo_pngs`).
 
@@ -144,11 +257,13 @@ def run_demo(seed=2026, save=None, out=None, png=None):
     -------
     dict
         The outcomes the demo checks: ``train_accuracy`` (last epoch),
-        ``probe1_class``, ``probe2_class``, ``probe1_on_blob`` (per rule, how
-        many of the top-4 positions lie on the top-left blob),
-        ``probe2_on_blob`` (``(k of top-2, k of top-4)`` on the bottom-right
-        blob), ``max_residual`` (per rule, probe 1), ``healthy`` (every
-        verdict of the demo), ``seconds``.
+        ``probe1_class``, ``probe2_class``; ``probe1_on_blob`` (per rule, how
+        many of the top-4 positions by ``|R|`` lie on the top-left blob *with
+        positive relevance*) and ``probe1_against`` (per rule, top-4 blob
+        pixels with negative relevance); ``probe2_on_blob`` and
+        ``probe2_against`` (the same for the bottom-right blob, as ``(k of
+        top-2, k of top-4)``); ``max_residual`` (per rule, probe 1),
+        ``healthy`` (every verdict of the demo), ``seconds``.
     """
     out = sys.stdout if out is None else out
     t0 = time.perf_counter()
@@ -162,26 +277,31 @@ def run_demo(seed=2026, save=None, out=None, png=None):
     rng = np.random.default_rng(seed)
     net = Network(datasets.SHAPE, [Dense(16, "relu"), Dense(12, "relu"),
                                    Dense(2, "linear"), SoftMax()], seed=rng)
-    say(f"lrpfast demo: Layer-wise Relevance Propagation on the 6x6 two-blob task "
-        f"(seed {seed})",
-        "  class 0 = bright 2x2 blob top-left, class 1 = bottom-right, background "
-        "noise U(0, noise)",
-        "  network: " + " -> ".join(["36"] + [l.describe() for l in net.layers]),
-        f"  training: {DEMO_EPOCHS} epochs of {DEMO_BATCH} fresh samples at noise "
-        f"{DEMO_NOISE}, SGD lr=0.01 momentum=0.9, softmax cross-entropy",
-        "")
+    head = [f"lrpfast demo: Layer-wise Relevance Propagation on the 6x6 two-blob task "
+            f"(seed {seed})",
+            "  class 0 = bright 2x2 blob top-left, class 1 = bottom-right, background "
+            "noise U(0, noise)",
+            "  network: " + " -> ".join(["36"] + [l.describe() for l in net.layers]),
+            f"  training: {DEMO_EPOCHS} epochs of {DEMO_BATCH} fresh samples at noise "
+            f"{DEMO_NOISE},",
+            "            SGD lr=0.01 momentum=0.9, softmax cross-entropy",
+            ""]
     trainer = Trainer(net, batch_size=DEMO_BATCH, lr=0.01, momentum=0.9, seed=rng)
     for epoch in range(1, DEMO_EPOCHS + 1):
         _, acc = trainer.epoch(*datasets.blobs(DEMO_BATCH, DEMO_NOISE, seed=rng))
         if epoch == 1 or epoch % 50 == 0 or epoch == DEMO_EPOCHS:
-            say(f"epoch {epoch}  train-acc={acc:.3f}")
+            head.append(f"epoch {epoch}  train-acc={acc:.3f}")
+    # Save before the first print: a reader that goes away (| head) raises
+    # BrokenPipeError at a print, and the model must be on disk by then.
     if save is not None:
         net.save(save)
-        say(f"model saved to {save}")
+        head.append(f"model saved to {save}")
+    say(*head)
     x1 = datasets.blobs(1, 0.05, seed=rng, cls=0)[0][0]
     x2 = datasets.blobs(1, 0.30, seed=rng, cls=1)[0][0]
     outcome = {"train_accuracy": trainer.history.accuracy[-1]}
     healthy = []
+    probe_exps = []          # the epsilon explanations of probes 1 and 2 (for --png)
 
     for n, (x, cls, noise, blob) in enumerate(
             [(x1, 0, 0.05, "top-left"), (x2, 1, 0.30, "bottom-right")], 1):
@@ -189,72 +309,55 @@ def run_demo(seed=2026, save=None, out=None, png=None):
         say(_banner(f"PROBE {n}: a {kind} class-{cls} sample (noise {noise:.2f})"),
             ascii_probe(x, title=f"probe {n}"), "")
         e = explain(net, x, rule="epsilon")
-        outcome[f"probe{n}_explanation"] = e
-        healthy.append(check_conservation(e).healthy)
+        probe_exps.append(e)
+        healthy.append(e.healthy)
+        r = e.relevance.astype(np.float64)
+        on_blob = float(r[datasets.blob_mask(cls)].sum())
+        pos, neg = _blob_hits(r, cls, 4)
         say(render_report(net, e, top_k=8).rstrip(), "",
-            f"Share of sum|R| on the {blob} blob (the class-{cls} evidence): "
-            f"{100 * _blob_share(e.relevance, cls):.1f}%")
+            f"On the {blob} blob (where the class-{cls} evidence is): "
+            f"{100 * _blob_share(r, cls):.1f}% of sum|R|;",
+            f"  signed, sum R on the blob = {on_blob:+.4f} of sum R = {r.sum():+.4f};",
+            f"  top-4 by |R|: {pos + neg} on the blob, {pos} positive (for class {cls}), "
+            f"{neg} negative (against it)")
         outcome[f"probe{n}_class"] = e.explained_class
         if n == 2:
-            outcome["probe2_on_blob"] = (_on_blob(e.relevance, 1, 2),
-                                         _on_blob(e.relevance, 1, 4))
+            top2, top4 = _blob_hits(r, 1, 2), (pos, neg)
+            outcome["probe2_on_blob"] = (top2[0], top4[0])
+            outcome["probe2_against"] = (top2[1], top4[1])
 
     say(_banner("RULE CONTRAST: probe 1 under three rules, top-6"))
     exps = [explain(net, x1, rule=r, eps=1e-2, gamma=0.25, alpha=2.0) for r in DEMO_RULES]
     verdicts = [check_conservation(e) for e in exps]
     healthy += [v.healthy for v in verdicts]
-    width = max(len(e.rule) for e in exps) + 2
-    rows = [("", [e.rule for e in exps]),
-            ("class", [f"{e.explained_class} (logit {e.logit:+.4f})" for e in exps]),
-            ("max residual", [f"{e.max_residual:.3e}" for e in exps]),
-            ("verdict", [v.message.split(":")[0] for v in verdicts]),
-            ("top-left blob", [f"{100 * _blob_share(e.relevance, 0):.1f}% of sum|R|"
-                               for e in exps])]
-    for title, cells in rows:
-        say(f"  {title:<14}" + "".join(f"{c:<{width}}" for c in cells).rstrip())
-    say("", "  |R| maps (each scaled to its own max|R|) and signs:")
-    maps = [heatmap_lines(e.relevance, datasets.SHAPE, indent="") for e in exps]
-    for lines in zip(*maps):
-        say(f"  {'':<14}" + "".join(f"{r:<{width}}" for r in lines).rstrip())
-    say("", f"  {'rank':<14}" + "".join(f"{e.rule:<{width}}" for e in exps).rstrip())
-    tops = [top_positions(e.relevance, 6) for e in exps]
-    for rank, row in enumerate(zip(*tops), 1):
-        cells = [f"{format_position(f, datasets.SHAPE)}  {v:+.4e}" for f, v, _ in row]
-        say(f"  {rank:<14}" + "".join(f"{c:<{width}}" for c in cells).rstrip())
-    outcome["probe1_on_blob"] = {r: _on_blob(e.relevance, 0)
-                                 for r, e in zip(DEMO_RULES, exps)}
+    say(*_columns(_contrast_rows(exps, verdicts)))
+    say("", "  Each |R| map is scaled to its own max|R|; sign '.' where |R| < 1% of max|R|.")
+    if verbose:
+        for rule, e in zip(DEMO_RULES, exps):
+            if rule != "epsilon":   # probe 1's report above is the epsilon one
+                say(_banner(f"FULL REPORT: probe 1, {rule}"), render_report(net, e).rstrip())
+    hits = {r: _blob_hits(e.relevance, 0) for r, e in zip(DEMO_RULES, exps)}
+    outcome["probe1_on_blob"] = {r: h[0] for r, h in hits.items()}
+    outcome["probe1_against"] = {r: h[1] for r, h in hits.items()}
     outcome["max_residual"] = {r: e.max_residual for r, e in zip(DEMO_RULES, exps)}
     outcome["healthy"] = all(healthy)
 
-    top4 = ", ".join(f"{r} {k}/4" for r, k in outcome["probe1_on_blob"].items())
-    p2_top2, p2_top4 = outcome["probe2_on_blob"]
-    say(_banner("WHAT TO EXPECT"),
-        "LRP is not a gradient: it hands the explained logit back through the",
-        "network under a conservation rule.  Each table checks the bookkeeping:",
-        "a boundary may lose relevance only to the shares its rule allows (the",
-        "epsilon and gamma stabiliser, O(eps); biases with --absorb-bias;",
-        "degenerate alpha-beta neurons), and any other residual is FLAGGED.  The",
-        "SoftMax has no LRP rule: it passes relevance unchanged and is listed as",
-        "SKIPPED.  On the clean class-0 probe, epsilon and gamma put the top-4",
-        "relevance on the four top-left blob pixels; gamma leans to positive",
-        "evidence.  Alpha-beta (alpha=2, beta=1) conserves relevance exactly but",
-        "amplifies it, and hands each neuron's negative share to whatever inputs",
-        "push against it, so background pixels can carry large negative relevance",
-        "and reach its top-4 for some seeds.  On the noisy class-1 probe the",
-        "strongest relevance sits on the bottom-right blob, with more of it",
-        "leaking onto the noise.",
-        "",
-        f"Outcome: train-acc={outcome['train_accuracy']:.3f}; probe 1 -> class "
-        f"{outcome['probe1_class']}, top-4 on the top-left blob: {top4}; probe 2 -> "
-        f"class {outcome['probe2_class']}, on the bottom-right blob: top-2 "
-        f"{p2_top2}/2, top-4 {p2_top4}/4; conservation "
-        f"{'healthy everywhere' if outcome['healthy'] else 'FLAGGED (see above)'}.")
+    top4 = ", ".join(f"{r} {_hits_text(h, 4)}" for r, h in hits.items())
+    p2 = [(outcome["probe2_on_blob"][i], outcome["probe2_against"][i]) for i in (0, 1)]
+    say(_banner("WHAT TO EXPECT"), _EXPECT, "",
+        "Outcome (a top pixel counts when it lies on the blob with positive relevance):",
+        f"  training      train-acc={outcome['train_accuracy']:.3f}",
+        f"  probe 1       class {outcome['probe1_class']}; top-4 on the top-left blob:",
+        f"                {top4}",
+        f"  probe 2       class {outcome['probe2_class']}; on the bottom-right blob: "
+        f"top-2 {_hits_text(p2[0], 2)}, top-4 {_hits_text(p2[1], 4)}",
+        f"  conservation  "
+        f"{'healthy everywhere' if outcome['healthy'] else 'FLAGGED (see above)'}")
+    if not verbose:
+        say("", "(lrpfast demo --verbose adds the full reports of probe 1 under gamma and alpha-beta.)")
     if png is not None:
-        files = _demo_pngs(png, net, x1, outcome.pop("probe1_explanation"), x2,
-                           outcome.pop("probe2_explanation"), DEMO_RULES)
+        files = _demo_pngs(png, net, x1, probe_exps[0], x2, probe_exps[1], DEMO_RULES)
         say("", f"pictures written to {png}: {', '.join(files)}")
-    outcome.pop("probe1_explanation", None)
-    outcome.pop("probe2_explanation", None)
     outcome["seconds"] = time.perf_counter() - t0
     return outcome
 
@@ -314,18 +417,22 @@ def _build_parser():
         epilog="Run 'lrpfast COMMAND --help' for the options of a command.")
     from . import __version__
     parser.add_argument("--version", action="version", version=f"lrpfast {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser(
         "demo", help="train on the 6x6 blob task and print LRP reports",
-        description="The seed's demo: train 36 -> 16 (ReLU) -> 12 (ReLU) -> 2 -> "
-                    "SoftMax for 150 epochs of 24 fresh blob samples, then explain a "
-                    "clean class-0 probe, a noisy class-1 probe, and contrast the "
-                    "epsilon, gamma and alpha-beta rules.")
+        description="The example of the original LRPReport (TNNet.LRPReport of a "
+                    "Pascal neural-network library), end to end: train 36 -> 16 (ReLU) "
+                    "-> 12 (ReLU) -> 2 -> SoftMax for 150 epochs of 24 fresh blob "
+                    "samples, then explain a clean class-0 probe, a noisy class-1 probe, "
+                    "and contrast the epsilon, gamma and alpha-beta rules.")
     demo.add_argument("--seed", type=int, default=2026,
                       help="seed of weights, data and probes (default: 2026)")
     demo.add_argument("--save", metavar="PATH",
-                      help="save the trained model to PATH (.npz)")
+                      help="save the trained model to PATH (.npz), before printing")
+    demo.add_argument("--verbose", action="store_true",
+                      help="also print the full reports of probe 1 under gamma and "
+                           "alpha-beta")
     demo.add_argument("--png", metavar="DIR",
                       help="also draw probe1.png, probe2.png and rule_contrast.png "
                            "into DIR (created if missing; needs matplotlib: "
@@ -348,11 +455,13 @@ def _build_parser():
     ex.add_argument("probe", metavar="PROBE.npy", help="probe array (.npy)")
     ex.add_argument("--rule", choices=("epsilon", "gamma", "alpha-beta"),
                     default="epsilon", help="dense-layer rule (default: epsilon)")
-    ex.add_argument("--eps", type=float, default=1e-2, metavar="E",
+    # None marks "not given": an option that the rule does not use is warned
+    # about only when given; the rule defaults (RULE_DEFAULTS) fill in the rest.
+    ex.add_argument("--eps", type=float, default=None, metavar="E",
                     help="epsilon/gamma stabiliser, > 0 (default: 0.01)")
-    ex.add_argument("--gamma", type=float, default=0.25, metavar="G",
+    ex.add_argument("--gamma", type=float, default=None, metavar="G",
                     help="gamma of the gamma rule, >= 0 (default: 0.25)")
-    ex.add_argument("--alpha", type=float, default=2.0, metavar="A",
+    ex.add_argument("--alpha", type=float, default=None, metavar="A",
                     help="alpha of the alpha-beta rule, >= 1; beta = alpha - 1 "
                          "(default: 2)")
     ex.add_argument("--top-k", type=int, default=8, metavar="K",
@@ -384,36 +493,74 @@ def _cmd_demo(args):
         if os.path.exists(args.png) and not os.path.isdir(args.png):
             raise NotADirectoryError(f"--png: {args.png!r} is a file, not a folder")
         os.makedirs(args.png, exist_ok=True)
-    run_demo(seed=args.seed, save=args.save, png=args.png)
+    run_demo(seed=args.seed, save=args.save, verbose=args.verbose, png=args.png)
+
+
+#: Defaults of the rule options of ``lrpfast explain`` (those of lrpfast.explain).
+RULE_DEFAULTS = {"eps": 1e-2, "gamma": 0.25, "alpha": 2.0}
+_RULE_CHECKS = {"eps": dict(low=0.0, low_inclusive=False), "gamma": dict(low=0.0),
+                "alpha": dict(low=1.0)}
+
+
+def _rule_options(rule):
+    """The options among ``RULE_DEFAULTS`` that the rule named ``rule`` reads.
+
+    Asked of the rule object (its ``uses()`` when it has one, else its
+    dataclass fields: ``Gamma(gamma, eps)`` reads --gamma and --eps), so new
+    rules need no entry here; None when the name makes no single rule.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")      # only asking, not explaining
+            obj = make_rule(rule, **RULE_DEFAULTS)
+        uses = getattr(obj, "uses", None)
+        names = set(uses()) if callable(uses) else {
+            f.name for f in dataclasses.fields(obj)}
+    except (TypeError, ValueError):
+        return None
+    return [name for name in RULE_DEFAULTS if name in names]
+
+
+def _rule_params(args):
+    """Validated keyword arguments for the rule; warns about unused options."""
+    given = {name: getattr(args, name) for name in RULE_DEFAULTS
+             if getattr(args, name) is not None}
+    for name, value in given.items():
+        # Validate with the option names, so messages speak the CLI's language.
+        check_real(value, f"--{name}", **_RULE_CHECKS[name])
+    used = _rule_options(args.rule)
+    if used is None:
+        return given
+    for name in given:
+        if name not in used:
+            uses = " and ".join(f"--{u}" for u in used) or "none of --eps, --gamma, --alpha"
+            warnings.warn(f"--{name} {given[name]:g} is ignored: the {args.rule} rule "
+                          f"does not use it (it uses {uses})", UserWarning, stacklevel=2)
+    return {name: value for name, value in given.items() if name in used}
 
 
 def _cmd_explain(args):
     from .report import lrp_report
 
-    # Validate with the option names, so messages speak the CLI's language.
-    check_real(args.eps, "--eps", low=0.0, low_inclusive=False)
-    check_real(args.gamma, "--gamma", low=0.0)
-    check_real(args.alpha, "--alpha", low=1.0)
+    params = _rule_params(args)
     check_int(args.top_k, "--top-k", low=1)
     if args.png is not None:
         _png_target(args.png, "--png")
     net = load_model(args.model)
     if args.forced_class is not None:
-        check_int(args.forced_class, "--class", low=0, high=net.n_outputs - 1)
+        check_class(args.forced_class, "--class", net.n_outputs)
     probe = _load_probe(args.probe)
     _, single = net._as_batch(probe, "PROBE")
     if not single:
         raise ValueError(f"PROBE must hold one probe of shape {net.input_shape}, "
                          f"got a batch of shape {probe.shape}")
     print(lrp_report(net, probe, forced_class=args.forced_class, top_k=args.top_k,
-                     eps=args.eps, rule=args.rule, gamma=args.gamma,
-                     alpha=args.alpha, absorb_bias=args.absorb_bias), end="")
+                     rule=args.rule, absorb_bias=args.absorb_bias, **params), end="")
     if args.png is not None:
         from . import plot
 
-        e = explain(net, probe, rule=args.rule, eps=args.eps, gamma=args.gamma,
-                    alpha=args.alpha, forced_class=args.forced_class,
-                    absorb_bias=args.absorb_bias)
+        e = explain(net, probe, rule=args.rule, forced_class=args.forced_class,
+                    absorb_bias=args.absorb_bias, **params)
         plot.heatmap(e, probe=probe).savefig(args.png, dpi=100)
 
 
@@ -431,7 +578,9 @@ def main(argv=None):
     Returns
     -------
     int
-        0 on success, 2 on a usage or input error (one line on stderr).
+        0 on success (also when the reader of the output goes away), 2 on a
+        usage or input error (one line on stderr) and for ``lrpfast`` without
+        a command (the help, on stderr).
     """
     parser = _build_parser()
     try:
@@ -440,10 +589,20 @@ def main(argv=None):
         return _fail(exc.prog, str(exc))
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
     prog = f"lrpfast {args.command}"
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        print(f"{prog}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
     try:
-        _COMMANDS[args.command](args)
-        sys.stdout.flush()
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = one_line
+            _COMMANDS[args.command](args)
+            sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (``lrpfast demo | head``): not an error of ours.
         # Point stdout at devnull so the interpreter's final flush is silent.

@@ -1,4 +1,4 @@
-"""The synthetic 6x6x1 two-class blob task of the seed.
+"""The synthetic 6x6x1 two-class blob task of the original LRPReport example (the demo).
 
 Class 0 is a bright 2x2 blob in the top-left corner of a 6x6 image, class 1
 the same blob in the bottom-right corner, over a dim noisy background.  A

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import reference
-from ._validation import check_choice, check_int
+from ._validation import check_choice, check_class, check_int
 from .layers import ACT_CODES, ACTIVATIONS
 from .network import Network
 from ._dispatch import kernels as _kernels
@@ -102,6 +102,16 @@ class Explanation:
         One per layer, input side first (``boundaries[k]`` is ``net.layers[k]``).
     max_residual : float
         Max of the boundary residuals.
+    absorb_bias : bool
+        The bias mode the explanation was made with (the verdict needs it).
+    healthy : bool
+        Whether every boundary residual is accounted for by the shares its
+        rule allows, to rounding: the verdict that :func:`lrpfast.lrp_report`
+        prints (:func:`lrpfast.report.check_conservation`).
+    verdict : str
+        That verdict as one line, e.g. ``"healthy: every residual is
+        accounted for by the stabiliser shares, to rounding"`` or
+        ``"FLAGGED: layer 1 ..."``.
     """
 
     relevance: np.ndarray
@@ -113,6 +123,7 @@ class Explanation:
     rule: str
     _layers: tuple = ()
     _rules: tuple = ()
+    absorb_bias: bool = False
 
     # Built on first access: most callers of a fast path never look at them.
     @functools.cached_property
@@ -122,6 +133,20 @@ class Explanation:
     @functools.cached_property
     def max_residual(self):
         return float(np.abs(self.stats[:, SUM_IN] - self.stats[:, SUM_OUT]).max())
+
+    @functools.cached_property
+    def _verdict(self):
+        from .report import check_conservation   # report imports this module
+
+        return check_conservation(self, self.absorb_bias)
+
+    @property
+    def healthy(self):
+        return self._verdict.healthy
+
+    @property
+    def verdict(self):
+        return self._verdict.message
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,6 +165,8 @@ class BatchExplanation:
         degenerate_share, degenerate count.
     max_residual : ndarray of float64, shape (B,)
     rule : str
+    absorb_bias : bool
+        The bias mode the batch was explained with.
 
     ``batch[i]`` is the :class:`Explanation` of probe ``i``.
     """
@@ -154,6 +181,7 @@ class BatchExplanation:
     rule: str
     _layers: tuple = ()
     _rules: tuple = ()
+    absorb_bias: bool = False
 
     @property
     def residuals(self):
@@ -169,7 +197,44 @@ class BatchExplanation:
             relevance=self.relevance[i], explained_class=int(self.explained_class[i]),
             forced=self.forced, logit=float(self.logits[i]), output=self.outputs[i],
             stats=self.stats[i], rule=self.rule, _layers=self._layers,
-            _rules=self._rules)
+            _rules=self._rules, absorb_bias=self.absorb_bias)
+
+    def importance(self, by_class=False):
+        """Global feature importance: the mean ``|R|`` over the batch.
+
+        Parameters
+        ----------
+        by_class : bool, default False
+            Split the mean by explained class.
+
+        Returns
+        -------
+        ndarray of float64
+            ``by_class=False``: shape ``input_shape``, the mean over the rows
+            of ``|relevance|``.  ``by_class=True``: shape
+            ``(n_outputs, *input_shape)``, where row ``k`` is the mean of
+            ``|relevance|`` over the rows whose ``explained_class`` is ``k``;
+            a class that no row explains gets a row of zeros (check
+            ``np.bincount(b.explained_class, minlength=n_outputs)`` to tell
+            it from a class whose relevance is zero).
+
+        Examples
+        --------
+        >>> b = lf.explain_batch(net, X)                    # doctest: +SKIP
+        >>> order = np.argsort(-b.importance().ravel())     # most important first
+        """
+        if not isinstance(by_class, (bool, np.bool_)):
+            raise TypeError(f"by_class must be True or False, got {by_class!r}")
+        mag = np.abs(self.relevance.astype(np.float64, copy=False))
+        if not by_class:
+            return mag.mean(axis=0)
+        n_out = int(np.prod(self.outputs.shape[1:]))
+        counts = np.bincount(self.explained_class, minlength=n_out)
+        sums = np.zeros((n_out,) + mag.shape[1:])
+        np.add.at(sums, self.explained_class, mag)
+        present = counts > 0
+        sums[present] /= counts[present].reshape((-1,) + (1,) * (mag.ndim - 1))
+        return sums
 
 
 # --------------------------------------------------------------------------
@@ -214,8 +279,8 @@ def explain(net, x, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
     rules, absorb_bias, backend = _check_common(net, rule, eps, gamma, alpha,
                                                 absorb_bias, backend)
     A = _check_probe(net, x)
-    forced = None if forced_class is None else check_int(
-        forced_class, "forced_class", low=0, high=net.n_outputs - 1)
+    forced = None if forced_class is None else check_class(
+        forced_class, "forced_class", net.n_outputs)
     n_threads = _check_threads(n_threads)
     plan = _plan(net, rules, absorb_bias) if backend == "cython" else None
     if plan is not None:
@@ -237,7 +302,7 @@ def explain(net, x, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
         relevance=rel.reshape(net.input_shape), explained_class=int(cls),
         forced=forced is not None, logit=float(logit),
         output=out.reshape(net.output_shape), stats=stats,
-        rule=rules.label, _layers=net.layers, _rules=rules)
+        rule=rules.label, _layers=net.layers, _rules=rules, absorb_bias=absorb_bias)
 
 
 def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
@@ -298,7 +363,7 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
         logits=res.logits, outputs=res.outputs.reshape((B,) + net.output_shape),
         stats=stats,
         max_residual=np.abs(stats[:, :, SUM_IN] - stats[:, :, SUM_OUT]).max(axis=1),
-        rule=rules.label, _layers=net.layers, _rules=rules)
+        rule=rules.label, _layers=net.layers, _rules=rules, absorb_bias=absorb_bias)
 
 
 # --------------------------------------------------------------------------
@@ -343,7 +408,7 @@ def _check_forced_batch(forced_class, B, n_classes):
     if forced_class is None:
         return None
     if np.ndim(forced_class) == 0:
-        c = check_int(forced_class, "forced_class", low=0, high=n_classes - 1)
+        c = check_class(forced_class, "forced_class", n_classes)
         return np.full(B, c, dtype=np.int64)
     arr = np.asarray(forced_class)
     if arr.dtype.kind not in "iu" or arr.shape != (B,):
@@ -351,6 +416,9 @@ def _check_forced_batch(forced_class, B, n_classes):
             f"forced_class must be None, an int or an array of {B} ints, got "
             f"dtype {arr.dtype} and shape {arr.shape}")
     if arr.min() < 0 or arr.max() >= n_classes:
+        if n_classes == 1:
+            check_class(int(arr.max()) if arr.max() >= 1 else int(arr.min()),
+                        "forced_class", 1)
         raise ValueError(
             f"forced_class values must be in [0, {n_classes - 1}], got "
             f"[{arr.min()}, {arr.max()}]")

@@ -61,6 +61,7 @@ class Network:
                     "create a new layer object")
             if sum(layer is other for other in layers) > 1:
                 raise ValueError(f"layers[{i}] ({layer.name}) appears more than once")
+            _check_custom_layer(i, layer)
         shape = self.input_shape
         for layer in layers:
             shape = layer._build(shape, self.dtype, rng)
@@ -68,6 +69,12 @@ class Network:
         self.output_shape = tuple(shape)
         # Fixed at construction (layer shapes never change), read on every explain.
         self._param_layers = tuple(l for l in self.layers if hasattr(l, "_version"))
+        for i, layer in enumerate(self.layers):
+            if layer.lrp == "passthru" and layer.n_in != layer.n_out:
+                raise ValueError(
+                    f"layers[{i}] ({layer.name}) has lrp = 'passthru' but changes the "
+                    f"size {layer.n_in} -> {layer.n_out}; relevance can pass a layer "
+                    "unchanged only when the size stays the same")
         self._n_dense = sum(layer.lrp == "dense" for layer in self.layers)
         self._lrp_blocker = next(
             ((k, l) for k, l in enumerate(self.layers)
@@ -95,7 +102,7 @@ class Network:
     # -- forward --------------------------------------------------------
     def _as_batch(self, x, name="x"):
         """Validate a probe or batch; return ``(flat batch (B, n), single)``."""
-        arr = as_float_array(x, name, self.dtype)
+        arr = as_float_array(x, name, self.dtype, batch_ndim=len(self.input_shape) + 1)
         nd = len(self.input_shape)
         if arr.shape == self.input_shape:
             return arr.reshape(1, -1), True
@@ -137,6 +144,12 @@ class Network:
         dtype, layer specs) and the parameter arrays; it never holds pickles.
         """
         path = os.fspath(path)
+        for i, layer in enumerate(self.layers):
+            if LAYER_KINDS.get(layer.kind) is not type(layer):
+                raise ValueError(
+                    f"layers[{i}] ({layer.name}) is a custom {type(layer).__name__} "
+                    "layer, which lrpfast.load could not rebuild; only the built-in "
+                    f"layers ({', '.join(sorted(LAYER_KINDS))}) can be saved")
         header = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
@@ -177,13 +190,26 @@ class Network:
 def load(path):
     """Load a network written by :meth:`Network.save`.
 
-    Raises ``ValueError`` for a file that is truncated, is not a lrpfast
-    model, holds pickled objects, or has a newer format version.  Nothing in
-    the file is executed.
+    Raises ``ValueError`` for a file that is not an ``.npz`` archive at all
+    (text, a pickle, an image...), is truncated, is not a lrpfast model,
+    holds pickled objects, or has a newer format version.  Nothing in the
+    file is executed.
     """
     spath = os.fspath(path)
     if not os.path.isfile(spath):
         raise FileNotFoundError(f"path: no such model file: {spath!r}")
+    # Look at the first bytes before numpy does: for anything that is neither
+    # a zip (.npz) nor a .npy, np.load falls back to unpickling, and its
+    # "pickled data" error would send the user after the wrong problem.
+    with open(spath, "rb") as fh:
+        magic = fh.read(6)
+    if not magic:
+        raise ValueError(f"{spath!r} is empty; it is not an npz or lrpfast model file")
+    if not (magic.startswith(b"PK") or magic == b"\x93NUMPY"):
+        raise ValueError(
+            f"{spath!r} is not an npz or lrpfast model file (it starts with "
+            f"{magic!r}, not with the zip signature b'PK' of an .npz archive); "
+            "save models with Network.save")
     try:
         data = np.load(spath, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
@@ -233,6 +259,24 @@ def load(path):
     if files:
         raise ValueError(f"{spath!r} holds unexpected arrays {sorted(files)}")
     return net
+
+
+_LRP_MODES = ("dense", "passthru", "skip")
+
+
+def _check_custom_layer(i, layer):
+    """Refuse, when the network is built, a layer that explain could not run."""
+    cls = type(layer)
+    if layer.lrp not in _LRP_MODES:
+        raise ValueError(
+            f"layers[{i}] ({layer.name}): lrp must be one of "
+            f"{', '.join(repr(m) for m in _LRP_MODES)}, got {layer.lrp!r}")
+    if cls._forward is Layer._forward:
+        raise TypeError(
+            f"layers[{i}] ({layer.name}) is a {cls.__name__} without a forward pass: "
+            "a custom Layer subclass must define _forward(self, A), mapping a flat "
+            "batch (B, n_in) to (B, n_out), and set lrp = 'passthru' (relevance "
+            "passes unchanged) or 'skip' (no LRP rule; reported as SKIPPED)")
 
 
 def _check_shape(shape):

@@ -1,15 +1,20 @@
-"""lrp_report(): the seed's LRPReport as text, and the pieces it is made of.
+"""lrp_report(): the original ``LRPReport`` as text, and the pieces it is made of.
 
-The report explains one probe and prints, in order:
+``LRPReport`` is the report of ``TNNet.LRPReport`` in a Pascal neural-network
+library, which lrpfast reproduces and extends.  The report explains one probe
+and prints, in order, within 100 columns:
 
-* a header: ``LRPReport``, the rule with its parameters, the explained class
-  (argmax or forced), its logit, and its probability when the network ends
-  in a SoftMax;
+* a header: ``LRPReport``, the rule with its parameters, the network, the
+  probe's shape and how positions are written (``position (c, x, y) =
+  relevance[c, y, x]``), the explained class (argmax or forced), its logit,
+  and its probability when the network ends in a SoftMax;
 * **(a)** the conservation table, one row per layer boundary from the output
   to the input, then ``Max conservation residual = ...`` and a verdict;
-* **(b)** the top-K most relevant input positions;
+* **(b)** the top-K most relevant input positions (or features, by name
+  when ``feature_names`` is given);
 * **(c)** ASCII heatmaps of ``|R|`` and of the sign of ``R``, one per channel
-  (one row for tabular inputs);
+  (rows of up to 40 features for tabular inputs); the sign map prints ``.``
+  where ``|R|`` is below 1% of ``max|R|``;
 * the SKIPPED layers and why.
 
 The verdict
@@ -45,6 +50,7 @@ gives the same verdict as data.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +58,7 @@ import numpy as np
 from ._validation import check_int
 from .explain import explain
 
-__all__ = ["RAMP", "Verdict", "ascii_probe", "bucket_map", "check_conservation",
+__all__ = ["RAMP", "SIGN_FLOOR", "TABULAR_ROW", "Verdict", "WIDTH", "ascii_probe", "bucket_map", "check_conservation",
            "format_position", "heatmap_lines", "lrp_report", "render_report",
            "sign_map", "top_positions"]
 
@@ -137,10 +143,28 @@ def bucket_map(values):
     return np.rint(9.0 * a / peak).astype(np.int64)
 
 
-def sign_map(values):
-    """``'+'`` where ``v > 0``, ``'-'`` where ``v < 0``, ``' '`` where ``v == 0``."""
-    v = np.asarray(values)
-    return np.where(v > 0, "+", np.where(v < 0, "-", " "))
+#: Below this fraction of ``max|R|`` the sign map prints ``.``: such a sign is noise.
+SIGN_FLOOR = 0.01
+
+
+def sign_map(values, floor=SIGN_FLOOR):
+    """``'+'``/``'-'`` by the sign of ``v``, ``'.'`` where ``|v| < floor·max|v|``.
+
+    Exact zeros print ``.`` too (also when every value is 0).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    a = np.abs(v)
+    peak = a.max() if a.size else 0.0
+    small = (a < floor * peak) | (v == 0)
+    return np.where(small, ".", np.where(v > 0, "+", "-"))
+
+
+#: Features per row of a tabular heatmap (so that |R| and sign fit 100 columns).
+TABULAR_ROW = 40
+#: Widest plane drawn with the sign map beside (not below) the |R| map.
+_SIDE_BY_SIDE = 40
+#: Widest band of a plane drawn on one line (wider planes are cut in bands).
+_MAX_CELLS = 80
 
 
 def _planes(values, input_shape):
@@ -151,24 +175,31 @@ def _planes(values, input_shape):
     return list(v)
 
 
+def _chunks(n, size):
+    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
+
+
 def heatmap_lines(values, input_shape, *, titles=("|R|", "sign"), sign=True,
                   indent="  "):
     """ASCII heatmaps of ``values`` over each channel, ``|v|`` and sign side by side.
 
     Buckets come from :func:`bucket_map` over the *whole* input (so channels
     share one scale) and are drawn with :data:`RAMP`; ``@`` marks the largest
-    ``|v|``.  Cells are framed by ``|`` so blank cells stay visible.
+    ``|v|``; the sign map prints ``.`` below 1% of ``max|v|``
+    (:func:`sign_map`).  Cells are framed by ``|`` so blank cells stay
+    visible.
 
     Parameters
     ----------
     values : ndarray
         Anything of ``input_shape`` (relevance, or a probe).
     input_shape : tuple
-        ``(C, H, W)`` or ``(n,)`` (drawn as one row).
+        ``(C, H, W)`` or ``(n,)`` (drawn in rows of :data:`TABULAR_ROW`).
     titles : tuple of str
         Titles of the magnitude and sign maps.
     sign : bool, default True
-        Draw the sign map beside the magnitude map.
+        Draw the sign map beside the magnitude map (below it for planes
+        wider than 40).
 
     Returns
     -------
@@ -179,25 +210,54 @@ def heatmap_lines(values, input_shape, *, titles=("|R|", "sign"), sign=True,
     tabular = len(input_shape) == 1
     lines = []
     # Column layout: a 10-character label field, then "|cells|", then
-    # "   |signs|"; titles and the x axis line up with the cells.
+    # "   |signs|"; titles and the x axis line up with the cells.  Planes
+    # wider than _SIDE_BY_SIDE get the sign map below, planes wider than
+    # _MAX_CELLS are cut in bands of columns, and tabular rows are cut every
+    # TABULAR_ROW features, so that every line fits 100 columns.
     for c, (bp, sp) in enumerate(zip(buckets, signs)):
-        W = bp.shape[1]
-        cols = "".join(str(x % 10) for x in range(W))
-        label = "features" if tabular else f"channel {c}"
-        head = f"{indent}{label:<11}{titles[0]:<{W + 5}}"
-        if sign:
-            head += titles[1]
-        lines.append(head.rstrip())
-        axis = f"{indent}{'i mod 10' if tabular else 'x ->':>8}   {cols}"
-        if sign:
-            axis += f"     {cols}"
-        lines.append(axis)
-        for y in range(bp.shape[0]):
-            ylab = "" if tabular else f"y = {y}"
-            row = f"{indent}{ylab:>8}  |{''.join(RAMP[b] for b in bp[y])}|"
-            if sign:
-                row += f"   |{''.join(sp[y])}|"
-            lines.append(row)
+        if tabular:
+            spans = _chunks(bp.shape[1], TABULAR_ROW)
+            ylabels = [""] if len(spans) == 1 else [f"i = {lo}" for lo, _ in spans]
+            blocks = [("features", list(zip(ylabels, [(0, lo, hi) for lo, hi in spans])),
+                       spans[0])]
+        else:
+            # Planes wider than _MAX_CELLS are drawn in bands of columns.
+            W = bp.shape[1]
+            bands = _chunks(W, _MAX_CELLS) if W > _MAX_CELLS else [(0, W)]
+            blocks = [(f"channel {c}" + (f", x = {lo}..{hi - 1}" if len(bands) > 1 else ""),
+                       [(f"y = {y}", (y, lo, hi)) for y in range(bp.shape[0])], (lo, hi))
+                      for lo, hi in bands]
+        for label, rows, (lo0, hi0) in blocks:
+            width = hi0 - lo0
+            cols = "".join(str(x % 10) for x in range(lo0, hi0))
+            beside = sign and width <= _SIDE_BY_SIDE and len(blocks) == 1
+            lines += _map_block(label, rows, bp, sp, titles, cols, width, beside, sign,
+                                tabular, indent)
+    return lines
+
+
+def _map_block(label, rows, bp, sp, titles, cols, width, beside, sign, tabular, indent):
+    """One heatmap block: title line, x axis, one line per (label, (y, lo, hi)) row."""
+    axis_label = "i mod 10" if tabular else "x ->"
+    head = f"{indent}{label:<11}{titles[0]:<{width + 5}}" if len(label) < 11 else \
+        f"{indent}{label}  {titles[0]}"
+    if beside:
+        head += titles[1]
+    lines = [head.rstrip()]
+    axis = f"{indent}{axis_label:>8}   {cols}"
+    if beside:
+        axis += f"     {cols}"
+    lines.append(axis)
+    for ylab, (y, lo, hi) in rows:
+        row = f"{indent}{ylab:>8}  |{''.join(RAMP[b] for b in bp[y, lo:hi])}|"
+        if beside:
+            row += f"   |{''.join(sp[y, lo:hi])}|"
+        lines.append(row)
+    if sign and not beside:
+        lines.append(f"{indent}{'':<11}{titles[1]}")
+        lines.append(f"{indent}{axis_label:>8}   {cols}")
+        for ylab, (y, lo, hi) in rows:
+            lines.append(f"{indent}{ylab:>8}  |{''.join(sp[y, lo:hi])}|")
     return lines
 
 
@@ -326,32 +386,87 @@ def check_conservation(explanation, absorb_bias=False):
 # The report.
 # ---------------------------------------------------------------------------
 
+#: Every line of a report fits this many columns.
+WIDTH = 100
+# Columns after "layer  rule": sum R_out, sum R_in, residual, bias, stabiliser,
+# degenerate (with their separators); see _conservation_lines.
+_NUMBERS_WIDTH = 2 + 11 + 1 + 11 + 1 + 9 + 1 + 9 + 1 + 10 + 1 + 10
+
+
+def _wrap(text, indent="  ", width=WIDTH):
+    """``text`` as lines of at most ``width`` columns, continuations indented."""
+    return textwrap.wrap(text, width=width, subsequent_indent=indent,
+                         break_on_hyphens=False) or [""]
+
+
+def _fit(text, width):
+    return text if len(text) <= width else text[:max(1, width - 1)] + "~"
+
+
 def _conservation_lines(e):
-    wl = max(len("layer"), *(len(f"{b.index} {b.layer}") for b in e.boundaries))
-    wr = max(len("rule"), *(len(b.label) for b in e.boundaries))
+    """The table of section (a), output side first, within :data:`WIDTH` columns.
+
+    The rule column shows ``SKIPPED`` without the reason (the report lists the
+    SKIPPED layers and why at its end); layer descriptions too long for the
+    line are cut with ``~`` (the header's network line has them in full).
+    """
+    bounds = list(reversed(e.boundaries))
+    wr = max(len("rule"), *(len(b.rule) for b in bounds))
+    names = [f"{b.index} {b.layer}" for b in bounds]
+    wl = max(len("layer"), *(len(n) for n in names))
+    wl = min(wl, WIDTH - 2 - 2 - wr - _NUMBERS_WIDTH)
     head = (f"  {'layer':<{wl}}  {'rule':<{wr}}  {'sum R_out':>11} {'sum R_in':>11} "
-            f"{'residual':>9} {'rel.res':>7}  {'bias':>10} {'stabiliser':>10} "
-            f"{'degenerate':>10}")
+            f"{'residual':>9} {'bias':>9} {'stabiliser':>10} {'degenerate':>10}")
     lines = [head, "  " + "-" * (len(head) - 2)]
-    for b in reversed(e.boundaries):
-        rel = b.residual / abs(b.sum_out) if b.sum_out != 0 else (
-            0.0 if b.residual == 0 else float("inf"))
+    for name, b in zip(names, bounds):
         if b.rule in ("passthru", "SKIPPED"):
-            shares = f"{'-':>10} {'-':>10} {'-':>10}"
+            shares = f"{'-':>9} {'-':>10} {'-':>10}"
         else:
-            shares = (f"{b.bias_share:>+10.3e} {b.stabilizer_share:>+10.3e} "
-                      f"{b.degenerate_share:>+10.3e}")
-            if b.degenerate:
-                shares += f" ({b.degenerate} neuron{'s' if b.degenerate > 1 else ''})"
+            shares = (f"{b.bias_share:>+9.2e} {b.stabilizer_share:>+10.2e} "
+                      f"{b.degenerate_share:>+10.2e}")
         lines.append(
-            f"  {f'{b.index} {b.layer}':<{wl}}  {b.label:<{wr}}  {b.sum_out:>+11.4e} "
-            f"{b.sum_in:>+11.4e} {b.residual:>9.3e} {rel:>7.1e}  {shares}".rstrip())
+            f"  {_fit(name, wl):<{wl}}  {b.rule:<{wr}}  {b.sum_out:>+11.4e} "
+            f"{b.sum_in:>+11.4e} {b.residual:>9.2e} {shares}")
+    degenerate = [b for b in e.boundaries if b.degenerate]
+    if degenerate:
+        lines += _wrap(
+            "  degenerate neurons (R_j != 0 but a zero alpha-beta denominator): "
+            + ", ".join(f"{b.degenerate} at layer {b.index}" for b in reversed(degenerate)),
+            indent="    ")
     return lines
 
 
+def _check_feature_names(feature_names, input_shape):
+    """``feature_names`` as a list of str, checked against a tabular input."""
+    if feature_names is None:
+        return None
+    if len(input_shape) != 1:
+        raise ValueError(
+            "feature_names is for tabular inputs of shape (n,); this network's "
+            f"input_shape is {input_shape}, whose positions print as (c, x, y)")
+    if isinstance(feature_names, (str, bytes)) or not hasattr(feature_names, "__len__"):
+        raise TypeError(
+            f"feature_names must be a list of {input_shape[0]} str, got "
+            f"{type(feature_names).__name__}")
+    names = list(feature_names)
+    if len(names) != input_shape[0]:
+        raise ValueError(
+            f"feature_names must have one name per input feature ({input_shape[0]}), "
+            f"got {len(names)}")
+    bad = next((i for i, n in enumerate(names) if not isinstance(n, str)), None)
+    if bad is not None:
+        raise TypeError(
+            f"feature_names must hold str, got {type(names[bad]).__name__} "
+            f"{names[bad]!r} at index {bad}")
+    return names
+
+
 def lrp_report(net, x, forced_class=None, top_k=8, eps=1e-2, rule="epsilon",
-               gamma=0.25, alpha=2.0, absorb_bias=False):
-    """The seed's LRPReport: explain one probe and describe it as text.
+               gamma=0.25, alpha=2.0, absorb_bias=False, feature_names=None):
+    """The original ``LRPReport``: explain one probe and describe it as text.
+
+    ``LRPReport`` is the report of ``TNNet.LRPReport`` in a Pascal
+    neural-network library; this is its Python version, with more checks.
 
     Parameters
     ----------
@@ -365,64 +480,93 @@ def lrp_report(net, x, forced_class=None, top_k=8, eps=1e-2, rule="epsilon",
     eps, rule, gamma, alpha, absorb_bias
         As in :func:`lrpfast.explain`; ``rule`` may also be a rule object or
         a per-Dense-layer list.
+    feature_names : list of str, optional
+        For tabular ``(n,)`` inputs: one name per feature, printed in the
+        top-K table instead of ``feature i`` (names longer than 30 characters
+        are cut).
 
     Returns
     -------
     str
         The report (see the module docstring for its parts and the verdict).
+        Every line fits 100 columns.
 
     Examples
     --------
     >>> print(lf.lrp_report(net, x, rule="gamma", top_k=4))   # doctest: +SKIP
     """
     top_k = check_int(top_k, "top_k", low=1)
+    _check_feature_names(feature_names, net.input_shape)
     e = explain(net, x, rule=rule, eps=eps, gamma=gamma, alpha=alpha,
                 forced_class=forced_class, absorb_bias=absorb_bias)
-    return render_report(net, e, top_k=top_k, absorb_bias=absorb_bias)
+    return render_report(net, e, top_k=top_k, absorb_bias=absorb_bias,
+                         feature_names=feature_names)
 
 
-def render_report(net, e, *, top_k=8, absorb_bias=False):
-    """The text of :func:`lrp_report` for an existing :class:`Explanation`."""
+_NAME_WIDTH = 30
+
+
+def render_report(net, e, *, top_k=8, absorb_bias=None, feature_names=None):
+    """The text of :func:`lrp_report` for an existing :class:`Explanation`.
+
+    ``absorb_bias=None`` takes the explanation's own ``e.absorb_bias``.
+    """
     from .train import _logit_index
 
     top_k = check_int(top_k, "top_k", low=1)
     shape = net.input_shape
+    names = _check_feature_names(feature_names, shape)
+    if absorb_bias is None:
+        absorb_bias = getattr(e, "absorb_bias", False)
     c = e.explained_class
     argmax = int(np.argmax(e.output))
-    how = f"forced; argmax is {argmax}" if e.forced else f"argmax of {net.n_outputs} outputs"
+    how = (f"forced; argmax is {argmax}" if e.forced else
+           "the only output" if net.n_outputs == 1 else f"argmax of {net.n_outputs} outputs")
     cls_line = f"  explained  class {c} ({how})   logit = {e.logit:+.6g}"
     if _logit_index(net) < len(net.layers):
         cls_line += f"   probability = {float(np.ravel(e.output)[c]):.6f}"
     arch = " -> ".join([str(net.n_inputs)] + [layer.describe() for layer in net.layers])
-    lines = [
-        f"LRPReport  {e.rule}" + ("  [absorb_bias]" if absorb_bias else ""),
-        f"  network    {arch}",
-        f"  probe      shape {shape}, {net.dtype.name}",
-        cls_line,
-        "",
-        "(a) Relevance conservation per layer boundary, output -> input",
-    ]
+    if len(shape) == 1:
+        where = ("features named by feature_names" if names else
+                 "feature i = relevance[i]")
+    elif len(shape) == 3:
+        where = "position (c, x, y) = relevance[c, y, x]"
+    else:
+        where = "positions index relevance"
+    lines = _wrap(f"LRPReport  {e.rule}" + ("  [absorb_bias]" if absorb_bias else ""),
+                  indent=" " * 11)
+    lines += _wrap(f"  network    {arch}", indent=" " * 13)
+    lines += _wrap(f"  probe      shape {shape}, {net.dtype.name}; {where}", indent=" " * 13)
+    lines += _wrap(cls_line, indent=" " * 13)
+    lines += ["", "(a) Relevance conservation per layer boundary, output -> input",
+              "    sum R_out - sum R_in = bias + stabiliser + degenerate shares"]
     lines += _conservation_lines(e)
     worst = max(e.boundaries, key=lambda b: b.residual)
     verdict = check_conservation(e, absorb_bias)
-    lines += [
-        f"Max conservation residual = {e.max_residual:.6e}"
-        f"  (layer {worst.index} {worst.layer})",
-        f"Verdict: {verdict.message}",
-        "",
-    ]
+    lines += _wrap(f"Max conservation residual = {e.max_residual:.6e}"
+                   f"  (layer {worst.index} {worst.layer})")
+    lines += _wrap(f"Verdict: {verdict.message}")
+    lines.append("")
     k = min(top_k, e.relevance.size)
-    where = "features" if len(shape) == 1 else "positions (channel, x, y)"
-    lines.append(f"(b) Top-{k} most-relevant input {where}, ranked by |R|")
-    lines.append(f"  {'rank':>4}  {'position':<14} {'relevance':>12}  {'share of sum|R|':>15}")
-    for rank, (flat, value, share) in enumerate(top_positions(e.relevance, k), 1):
-        lines.append(f"  {rank:>4}  {format_position(flat, shape):<14} {value:>+12.4e}  "
-                     f"{100 * share:>14.1f}%")
+    what = {1: "features", 3: "positions (c, x, y)"}.get(len(shape), "positions")
+    lines.append(f"(b) Top-{k} most-relevant input {what}, ranked by |R|")
+    top = top_positions(e.relevance, k)
+    if names:
+        labels = [_fit(names[flat], _NAME_WIDTH) for flat, _, _ in top]
+    else:
+        labels = [format_position(flat, shape) for flat, _, _ in top]
+    wp = max(14, *(len(label) for label in labels))
+    head = "feature" if len(shape) == 1 else "position"
+    lines.append(f"  {'rank':>4}  {head:<{wp}} {'relevance':>12}  {'share of sum|R|':>15}")
+    for rank, (label, (_, value, share)) in enumerate(zip(labels, top), 1):
+        lines.append(f"  {rank:>4}  {label:<{wp}} {value:>+12.4e}  {100 * share:>14.1f}%")
     peak = float(np.abs(e.relevance).max())
+    plane = "one map per channel" if len(shape) > 1 else "one cell per feature"
     lines += [
         "",
-        f"(c) Relevance heatmap: |R| in buckets \"{RAMP}\" = round(9*|R|/max|R|), "
-        f"'@' = max|R| = {peak:.4e}; sign '+'/'-'",
+        f"(c) Relevance heatmap, {plane}: |R| in buckets \"{RAMP}\" = round(9*|R|/max|R|),",
+        f"    '@' = max|R| = {peak:.4e}; sign '+'/'-', and '.' where |R| < "
+        f"{100 * SIGN_FLOOR:g}% of max|R|",
     ]
     lines += heatmap_lines(e.relevance, shape)
     skipped = [b for b in e.boundaries if b.rule == "SKIPPED"]

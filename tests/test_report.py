@@ -12,7 +12,7 @@ from lrpfast.explain import explain
 from lrpfast.layers import Dense, Identity, LayerNorm, SoftMax
 from lrpfast.network import Network
 from lrpfast.report import (RAMP, ascii_probe, bucket_map, check_conservation,
-                            lrp_report, render_report, top_positions)
+                            lrp_report, render_report, sign_map, top_positions)
 from lrpfast.train import train
 
 RULES = [("epsilon", "epsilon-rule (eps=0.01)"),
@@ -55,7 +55,7 @@ def top_rows(text):
     return [(int(m[1]), m[2], float(m[3]), float(m[4])) for m in rows if m]
 
 
-MAP_ROW = re.compile(r"^\s*(?:y = \d+\s+)?\|([^|]*)\|(?:\s+\|([^|]*)\|)?$")
+MAP_ROW = re.compile(r"^\s*(?:[yi] = \d+\s+)?\|([^|]*)\|(?:\s+\|([^|]*)\|)?$")
 
 
 def map_rows(text):
@@ -116,12 +116,13 @@ def test_conservation_table_rows_output_to_input(blob_net, probe):
     rows = table_rows(lrp_report(blob_net, probe))
     assert [int(r.split()[0]) for r in rows] == [3, 2, 1, 0]
     for row, b in zip(rows, reversed(e.boundaries)):
-        assert b.layer in row and b.label in row
+        assert b.layer in row and b.rule in row
         assert f"{b.sum_out:+.4e}" in row and f"{b.sum_in:+.4e}" in row
-        assert f"{b.residual:.3e}" in row
+        assert f"{b.residual:.2e}" in row
         if b.rule == "epsilon":
-            assert f"{b.stabilizer_share:+.3e}" in row
-    assert "SKIPPED (no epsilon rule)" in rows[0]
+            assert f"{b.stabilizer_share:+.2e}" in row
+    # The reason of a SKIPPED layer is given once, in the list at the end.
+    assert rows[0].split()[2] == "SKIPPED"
 
 
 @pytest.mark.parametrize("rule", [r for r, _ in RULES])
@@ -182,7 +183,7 @@ def test_heatmap_buckets_recomputed(blob_net, probe, rule):
         for x in range(6):
             assert RAMP.index(mag[x]) == round(9 * abs(rel[y, x]) / peak)
             v = rel[y, x]
-            assert sign[x] == ("+" if v > 0 else "-" if v < 0 else " ")
+            assert sign[x] == ("." if abs(v) < 0.01 * peak else "+" if v > 0 else "-")
     assert "@" in "".join(m for m, _ in rows)
     assert f"max|R| = {peak:.4e}" in text
 
@@ -203,9 +204,9 @@ def test_skipped_layers_listed_with_reason():
         assert tail == [f"  layer 1 LayerNorm: no {rule} rule",
                         f"  layer 4 SoftMax: no {rule} rule"]
         rows = table_rows(text)
-        assert f"SKIPPED (no {rule} rule)" in rows[0]       # SoftMax, first row
-        assert "passthru" in rows[2]                         # Identity
-        assert f"SKIPPED (no {rule} rule)" in rows[3]       # LayerNorm
+        assert rows[0].split()[2] == "SKIPPED"              # SoftMax, first row
+        assert rows[2].split()[2] == "passthru"             # Identity
+        assert rows[3].split()[2] == "SKIPPED"              # LayerNorm
         assert [int(r.split()[0]) for r in rows] == [4, 3, 2, 1, 0]
 
 
@@ -229,7 +230,8 @@ def test_tabular_input():
     mag, sign = maps[0]
     peak = np.abs(e.relevance).max()
     assert [RAMP.index(ch) for ch in mag] == [round(9 * abs(v) / peak) for v in e.relevance]
-    assert sign == "".join("+" if v > 0 else "-" if v < 0 else " " for v in e.relevance)
+    assert sign == "".join("." if abs(v) < 0.01 * peak else "+" if v > 0 else "-"
+                           for v in e.relevance)
     assert "(channel, x, y)" not in text
 
 
@@ -396,3 +398,177 @@ def test_bad_probe(blob_net):
         lrp_report(blob_net, np.zeros((6, 6)))
     with pytest.raises(ValueError, match="NaN"):
         lrp_report(blob_net, np.full((1, 6, 6), np.nan))
+
+
+# ---------------------------------------------------------------------------
+# Reading: width, the indexing note, the sign floor, feature names.
+# ---------------------------------------------------------------------------
+
+def _widest(text):
+    return max(len(line) for line in text.splitlines())
+
+
+@pytest.mark.parametrize("rule", [r for r, _ in RULES] + [["gamma", "gamma", "epsilon"]])
+@pytest.mark.parametrize("absorb_bias", [False, True])
+def test_report_fits_100_columns(blob_net, probe, rule, absorb_bias):
+    text = lrp_report(blob_net, probe, rule=rule, absorb_bias=absorb_bias, top_k=36)
+    assert _widest(text) <= 100, text
+
+
+@pytest.mark.parametrize("rule", [r for r, _ in RULES])
+def test_report_fits_100_columns_for_big_networks(rule):
+    # Long layer descriptions, many layers, a one-output head, 300 features.
+    layers = [Dense(1024, "sigmoid"), LayerNorm(), Dense(512, "tanh"), Identity(),
+              Dense(1000, "relu"), Dense(300, "linear"), Dense(1, "sigmoid")]
+    net = Network((300,), layers, seed=0)
+    x = np.random.default_rng(0).normal(size=300)
+    names = [f"a very long column name number {i} of the table" for i in range(300)]
+    text = lrp_report(net, x, rule=rule, top_k=20, feature_names=names)
+    assert _widest(text) <= 100, text
+    image = Network((3, 20, 60), [Dense(64, "relu"), Dense(10), SoftMax()], seed=0)
+    text = lrp_report(image, np.random.default_rng(1).uniform(size=(3, 20, 60)), rule=rule)
+    assert _widest(text) <= 100, text
+
+
+def test_flagged_verdict_fits_100_columns(blob_net, probe):
+    e = explain(blob_net, probe)
+    b = e.boundaries[1]
+    text = render_report(blob_net, _tamper(e, 1, sum_in=b.sum_in - 0.5,
+                                           residual=b.residual + 0.5))
+    assert "Verdict: FLAGGED" in text and _widest(text) <= 100
+
+
+def test_header_states_the_indexing_and_it_holds():
+    net = Network((2, 3, 4), [Dense(5, "relu"), Dense(2)], dtype="float64", seed=1)
+    x = np.random.default_rng(0).uniform(size=(2, 3, 4))
+    text = lrp_report(net, x, top_k=24)
+    assert "position (c, x, y) = relevance[c, y, x]" in text.splitlines()[2]
+    e = explain(net, x)
+    for _, pos, value, _ in top_rows(text):
+        c, px, py = map(int, pos.strip("()").split(", "))
+        assert float(f"{e.relevance[c, py, px]:+.4e}") == value   # [c, y, x], as stated
+
+
+def test_sign_map_dots_below_one_percent():
+    v = np.array([1.0, -0.5, 0.0099, -0.0099, 0.01, -0.01, 0.0])
+    assert "".join(sign_map(v)) == "+-..+-."
+    assert "".join(sign_map(np.zeros(3))) == "..."
+    assert "".join(sign_map(-v)) == "-+..-+."
+
+
+def test_feature_names_replace_positions():
+    net = Network((12,), [Dense(6, "tanh"), Dense(3), SoftMax()], dtype="float64", seed=3)
+    x = np.linspace(-1.0, 1.0, 12)
+    names = [f"col_{chr(97 + i)}" for i in range(12)]
+    text = lrp_report(net, x, top_k=5, feature_names=names)
+    e = explain(net, x)
+    rows = [re.match(r"^\s+(\d+)\s+(\S+)\s+([+-]\d\.\d{4}e[+-]\d+)", line)
+            for line in section(text, "(b)", "(c)")]
+    got = [m[2] for m in rows if m]
+    assert got == [names[i] for i in independent_ranking(e.relevance)[:5]]
+    assert "feature 0" not in text
+    # numpy arrays of str work too
+    assert lrp_report(net, x, top_k=5, feature_names=np.array(names)) == text
+
+
+@pytest.mark.parametrize("names, exc, match", [
+    (["a"] * 11, ValueError, "one name per input feature \\(12\\), got 11"),
+    ("abcdefghijkl", TypeError, "list of 12 str"),
+    (list(range(12)), TypeError, "at index 0"),
+    (["a"] * 11 + [None], TypeError, "at index 11"),
+])
+def test_feature_names_validated(names, exc, match):
+    net = Network((12,), [Dense(3)], seed=0)
+    with pytest.raises(exc, match=match):
+        lrp_report(net, np.ones(12), feature_names=names)
+
+
+def test_feature_names_refused_for_images(blob_net, probe):
+    with pytest.raises(ValueError, match="feature_names is for tabular inputs"):
+        lrp_report(blob_net, probe, feature_names=["a"] * 36)
+
+
+def test_wide_tabular_heatmap_wraps_and_keeps_every_feature():
+    net = Network((95,), [Dense(4, "relu"), Dense(2)], dtype="float64", seed=0)
+    x = np.random.default_rng(2).normal(size=95)
+    text = lrp_report(net, x)
+    e = explain(net, x)
+    maps = map_rows(text)
+    mags = "".join(m for m, _ in maps)
+    peak = np.abs(e.relevance).max()
+    assert [RAMP.index(ch) for ch in mags] == [round(9 * abs(v) / peak) for v in e.relevance]
+    assert [len(m) for m, _ in maps] == [40, 40, 15]
+    assert _widest(text) <= 100
+
+
+def test_wide_image_gets_the_sign_map_below():
+    net = Network((1, 2, 50), [Dense(3)], dtype="float64", seed=0)
+    x = np.random.default_rng(3).normal(size=(1, 2, 50))
+    text = lrp_report(net, x)
+    e = explain(net, x)
+    maps = map_rows(text)
+    assert len(maps) == 4 and all(s is None for _, s in maps)  # 2 |R| rows, then 2 sign rows
+    peak = np.abs(e.relevance).max()
+    for y in range(2):
+        assert maps[2 + y][0] == "".join(
+            "." if abs(v) < 0.01 * peak else "+" if v > 0 else "-" for v in e.relevance[0, y])
+    assert _widest(text) <= 100
+
+
+def test_explanation_health_matches_the_report(blob_net, probe):
+    for rule, _ in RULES:
+        for absorb in (False, True):
+            e = explain(blob_net, probe, rule=rule, absorb_bias=absorb)
+            v = check_conservation(e, absorb)
+            assert e.absorb_bias is absorb
+            assert e.healthy is v.healthy is True
+            assert e.verdict == v.message
+            assert f"Verdict: {e.verdict}" in render_report(blob_net, e).replace("\n  ", " ")
+    # A broken explanation: Σ R_in of layer 1 moved by 0.5, nothing accounting for it.
+    e = explain(blob_net, probe)
+    stats = e.stats.copy()
+    stats[1, 0] -= 0.5
+    bad = dataclasses.replace(e, stats=stats)
+    assert bad.healthy is False and check_conservation(bad).healthy is False
+    assert bad.verdict.startswith("FLAGGED: layer 1 Dense(12, relu)")
+    # The bias mode is remembered: a bias share is allowed only with absorb_bias.
+    b = e.boundaries[2]
+    stats = e.stats.copy()
+    stats[2, 2], stats[2, 3] = b.stabilizer_share, 0.0     # stabiliser -> bias column
+    moved = dataclasses.replace(e, stats=stats)
+    assert moved.healthy is False
+    assert dataclasses.replace(e, stats=stats, absorb_bias=True).healthy is True
+
+
+def test_batch_items_remember_the_bias_mode(blob_net):
+    from lrpfast.explain import explain_batch
+
+    X = blobs(4, 0.1, seed=3)[0]
+    for absorb in (False, True):
+        batch = explain_batch(blob_net, X, rule="gamma", absorb_bias=absorb)
+        assert batch.absorb_bias is absorb
+        for i in range(4):
+            e = batch[i]
+            assert e.absorb_bias is absorb
+            assert e.healthy == check_conservation(e, absorb).healthy
+
+
+def test_very_wide_image_is_drawn_in_bands_of_columns():
+    net = Network((2, 3, 170), [Dense(3)], dtype="float64", seed=0)
+    x = np.random.default_rng(4).normal(size=(2, 3, 170))
+    text = lrp_report(net, x)
+    rel = explain(net, x).relevance
+    peak = np.abs(rel).max()
+    maps = map_rows(text)
+    # per channel, 3 bands (80, 80, 10 columns), each 3 |R| rows then 3 sign rows
+    assert len(maps) == 2 * 3 * 6
+    for c in range(2):
+        for y in range(3):
+            mag = "".join(maps[c * 18 + band * 6 + y][0] for band in range(3))
+            sgn = "".join(maps[c * 18 + band * 6 + 3 + y][0] for band in range(3))
+            assert [RAMP.index(ch) for ch in mag] == [round(9 * abs(v) / peak)
+                                                      for v in rel[c, y]]
+            assert sgn == "".join("." if abs(v) < 0.01 * peak else "+" if v > 0 else "-"
+                                  for v in rel[c, y])
+    assert "channel 1, x = 160..169" in text
+    assert _widest(text) <= 100
