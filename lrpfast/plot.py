@@ -157,8 +157,9 @@ def _scale_text(m, clip):
 def _title(e):
     forced = " (forced)" if e.forced else ""
     head = textwrap.fill(e.rule, _WRAP)
+    verdict = "healthy" if e.healthy else "FLAGGED: see lrp_report"
     return (f"{head}\nclass {e.explained_class}{forced}, logit {e.logit:+.4g}, "
-            f"max residual {e.max_residual:.2e}")
+            f"max residual {e.max_residual:.2e} ({verdict})")
 
 
 def _image_panel(shape2d, width=_PANEL, title=0.0):
@@ -481,15 +482,11 @@ def _panel_title(label, e):
 def _importance(b):
     """``(mean |R| over rows, signed mean per explained class, classes, counts)``.
 
-    ``BatchExplanation.importance()`` gives the first when it exists (same
-    definition: the mean over rows of |R|, float64); the signed per-class
-    means are computed here.
+    The first is ``BatchExplanation.importance()``; the signed means are over
+    the rows of each class that some row explains.
     """
     R = np.asarray(b.relevance, dtype=np.float64)
-    if hasattr(b, "importance"):
-        mean_abs = np.asarray(b.importance(), dtype=np.float64)
-    else:   # BatchExplanation.importance is being added by issue 10 (item 2)
-        mean_abs = np.abs(R).mean(axis=0)
+    mean_abs = b.importance()
     cls = np.asarray(b.explained_class)
     classes, counts = np.unique(cls, return_counts=True)
     signed = np.stack([R[cls == k].mean(axis=0) for k in classes])

@@ -173,6 +173,17 @@ def test_heatmap_title_names_rule_class_logit_residual(image_net, probe):
     assert f"class {e.explained_class}" in title
     assert f"{e.logit:+.4g}" in title
     assert f"{e.max_residual:.2e}" in title
+    assert "(healthy)" in title and e.healthy
+
+
+def test_heatmap_title_flags_broken_conservation():
+    """A pass-through boundary that lost relevance: the title says FLAGGED."""
+    net = lf.Network((4,), [lf.ReLU()], seed=0)
+    e = Explanation(relevance=np.ones(4), explained_class=0, forced=False, logit=2.0,
+                    output=np.ones(4), stats=np.array([[1.0, 2.0, 0, 0, 0, 0]]),
+                    rule="epsilon-rule (eps=0.01)", _layers=net.layers, _rules=())
+    title = plot.heatmap(e)._suptitle.get_text()
+    assert "FLAGGED" in title and "max residual 1.00e+00" in title
 
 
 def test_demo_blob_is_top_left():
