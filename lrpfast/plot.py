@@ -621,6 +621,9 @@ def importance(b, feature_names=None, top=20, *, class_names=None, fig=None):
 # flip_curves
 # ---------------------------------------------------------------------------
 
+_ORDER_NAMES = {"morf": "MoRF", "lerf": "LeRF", "random": "random"}
+
+
 def _check_flip(r, name):
     for attr in ("curves", "fraction", "aopc"):
         if not hasattr(r, attr):
@@ -689,7 +692,7 @@ def flip_curves(results, *, ax=None, fig=None):
         ax = axes[0]
         fig = ax.figure
     else:
-        fig = Figure(figsize=(7, 4.5), layout="constrained") if fig is None else fig
+        fig = Figure(figsize=(10, 4.5), layout="constrained") if fig is None else fig
         ax = fig.subplots()
     palette = {}
     scores, orders = set(), set()
@@ -703,18 +706,25 @@ def flip_curves(results, *, ax=None, fig=None):
         else:
             colour = palette.setdefault(lab, f"C{len(palette) % 10}")
             kw = dict(color=colour, ls="-" if style != "lerf" else "--", lw=2)
-            text = f"{textwrap.shorten(lab, 40)} {style.upper()} (AOPC {aopc:.3g})"
+            text = (f"{textwrap.shorten(lab, 40)} {_ORDER_NAMES.get(style, style)} "
+                    f"(AOPC {aopc:.3g})")
         ax.plot(frac, mean, label=text, **kw)
         scores.add(str(getattr(r, "score", "score")))
         orders.add(style)
-    ax.set_xlabel("fraction of inputs flipped")
+    ax.set_xlabel("fraction of inputs flipped (MoRF: most relevant first, "
+                  "LeRF: least relevant first)")
     ax.set_ylabel(f"mean {' / '.join(sorted(scores))} of the explained class")
     ax.grid(color="0.9", lw=0.6)
-    ax.legend(fontsize="small")
+    # beside the axes, not over the curves
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              borderaxespad=0.0)
     n_probes = np.asarray(items[0][1].curves).shape[0]
     best = getattr(results, "best", None)
     title = f"Pixel flipping, mean over {n_probes} probe{'s' if n_probes != 1 else ''}"
     if best is not None:
-        title += f"; best rule: {textwrap.shorten(str(best), 40)}"
-    ax.set_title(title)
+        title += f"\nbest rule (largest MoRF − LeRF AOPC): {textwrap.shorten(str(best), 40)}"
+    settings = getattr(results, "settings", "")
+    if settings:
+        title += "\n" + textwrap.shorten(str(settings), 80)
+    ax.set_title(title, fontsize="medium")
     return fig

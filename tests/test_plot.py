@@ -421,10 +421,10 @@ def test_flip_curves_rule_comparison_styles():
     assert lines[0].get_color() == lines[2].get_color() != lines[1].get_color()
     assert lines[4].get_color() == "0.5"
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "MORF" in legend[0] and "LERF" in legend[2] and "random" in legend[4]
+    assert "MoRF" in legend[0] and "LeRF" in legend[2] and "random" in legend[4]
     np.testing.assert_allclose(lines[3].get_ydata(), comp.lerf["gamma"].curves.mean(0))
     assert f"{comp.lerf['gamma'].aopc.mean():.3g}" in legend[3]
-    assert "best rule: gamma" in ax.get_title()
+    assert "best rule (largest MoRF − LeRF AOPC): gamma" in ax.get_title()
 
 
 def test_flip_curves_dict_single_and_ax():
