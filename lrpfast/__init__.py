@@ -36,8 +36,8 @@ except ImportError as exc:  # pragma: no cover - depends on the build (tested in
     ) from exc
 
 from .explain import BatchExplanation, Boundary, Explanation, explain, explain_batch
-from .interop import from_onnx, from_sklearn, from_torch
-from .layers import (Activation, Dense, Dropout, Flatten, Identity, Layer, LayerNorm,
+from .interop import from_keras, from_onnx, from_sklearn, from_torch
+from .layers import (Activation, Affine, Dense, Dropout, Flatten, Identity, Layer, LayerNorm,
                      ReLU, Sigmoid, SoftMax, Tanh)
 from .network import Network, load
 from .report import lrp_report
@@ -48,8 +48,9 @@ from .rules import AlphaBeta, Epsilon, Gamma, Rule
 __version__ = "0.1.0"
 
 __all__ = [
-    "Activation", "AlphaBeta", "BatchExplanation", "Boundary", "Dense", "Dropout",
+    "Activation", "Affine", "AlphaBeta", "BatchExplanation", "Boundary", "Dense", "Dropout",
     "Epsilon", "Explanation", "Flatten", "Gamma", "Identity", "Layer", "LayerNorm",
     "Network", "ReLU", "Rule", "Sigmoid", "SoftMax", "Tanh", "explain",
-    "datasets", "explain_batch", "plot", "from_onnx", "from_sklearn", "from_torch", "load", "lrp_report", "train", "__version__",
+    "datasets", "explain_batch", "from_keras", "from_onnx", "from_sklearn", "from_torch",
+    "load", "lrp_report", "plot", "train", "__version__",
 ]

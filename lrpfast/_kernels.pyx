@@ -54,6 +54,7 @@ cdef enum:
     OP_ACT = 2
     OP_SOFTMAX = 3
     OP_LAYERNORM = 4
+    OP_AFFINE = 5     # y = x * scale + shift, element-wise (W = scale, b = shift)
 
 # CPU check for the dispatch in _dispatch.py; compiled here, in the baseline
 # module, so that it runs on any x86-64 before an AVX2 module is imported.
@@ -84,7 +85,7 @@ cdef enum:
     N_STATS = 6
 
 OP_CODES = {"alias": OP_ALIAS, "dense": OP_DENSE, "act": OP_ACT,
-            "softmax": OP_SOFTMAX, "layernorm": OP_LAYERNORM}
+            "softmax": OP_SOFTMAX, "layernorm": OP_LAYERNORM, "affine": OP_AFFINE}
 
 
 # --------------------------------------------------------------------------
@@ -551,7 +552,7 @@ cdef class Plan:
         Per layer ``(op, act, rule_code, p1, p2, n_in, n_out, W, b, ln_eps)``
         with ``op``/``act``/``rule_code`` from ``OP_CODES``, ``ACT_CODES``,
         ``rules.CODE_*`` (-1 for no rule); ``W``/``b`` the layer's
-        parameters (LayerNorm: gain and bias) or None.
+        parameters (LayerNorm: gain and bias; Affine: scale and shift) or None.
     double : bool
         float64 (True) or float32 parameters.
     absorb : bool
@@ -695,6 +696,11 @@ cdef void _layer_forward(Plan plan, int k, const floating* a, floating* ws,
         var = 1.0 / sqrt(var / m + plan.ln_eps[k])
         for i in range(m):
             out[i] = <floating>((a[i] - mu) * var * g[i] + bb[i])
+    elif op == OP_AFFINE:
+        g = <const floating*>plan.W[k]
+        bb = <const floating*>plan.b[k]
+        for i in range(m):
+            out[i] = a[i] * g[i] + bb[i]      # y = x * scale + shift
 
 
 def explain_single(Plan plan, const floating[::1] x, long forced,

@@ -530,6 +530,8 @@ def _plan(net, rules, absorb_bias):
                 code, p1, p2 = next(dense).kernel_args()
             if layer._op in ("dense", "layernorm"):
                 W, b = layer.weight, layer.bias
+            elif layer._op == "affine":
+                W, b = layer.scale, layer.shift
             specs.append((_kernels.OP_CODES[layer._op], act, code, p1, p2,
                           layer.n_in, layer.n_out, W, b, getattr(layer, "eps", 0.0)))
         plan = _kernels.Plan(specs, net.dtype == np.float64, absorb_bias,

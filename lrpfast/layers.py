@@ -7,7 +7,8 @@ treats it through its ``lrp`` class attribute:
 ``"dense"``
     has a redistribution rule (epsilon, gamma, alpha-beta);
 ``"passthru"``
-    relevance passes unchanged (activations, Identity, Dropout, Flatten);
+    relevance passes unchanged (activations, Identity, Dropout, Flatten,
+    Affine);
 ``"skip"``
     no LRP rule exists; relevance passes unchanged when the shape allows and
     the layer is reported as ``SKIPPED (no <rule> rule)`` (SoftMax, LayerNorm).
@@ -367,7 +368,93 @@ class LayerNorm(Layer):
     _set_params = Dense._set_params
 
 
+class Affine(Layer):
+    """Element-wise affine map ``y = x * scale + shift`` (a fitted scaler).
+
+    scikit-learn's StandardScaler, MinMaxScaler, MaxAbsScaler and
+    RobustScaler all compute this (:func:`lrpfast.from_sklearn` makes one from
+    each).  Each output depends on its own input only, so relevance passes
+    through unchanged (``lrp = "passthru"``): the relevance of a scaled
+    feature lands at its raw feature's position.
+
+    Parameters
+    ----------
+    scale, shift : float, array-like or None
+        One value per input (any shape of ``n_in`` values, read in C order),
+        or anything that broadcasts to the layer's input shape (a scalar, a
+        per-channel ``(C, 1, 1)``); checked when the layer becomes part of a
+        Network.  None gives ``scale = 1``, ``shift = 0``.
+    name : str, optional
+
+    Attributes
+    ----------
+    scale, shift : ndarray of shape (n_in,)
+        Per input (C-order flat).  Read-only views; assign a new array to
+        change them.  Training (:func:`lrpfast.train`) updates them like any
+        other parameter.
+    """
+
+    kind = "affine"
+    lrp = "passthru"
+    _op = "affine"
+    scale = _Param()
+    shift = _Param()
+
+    def __init__(self, scale=None, shift=None, name=None):
+        super().__init__(name)
+        self._init = {}
+        for pname, value in (("scale", scale), ("shift", shift)):
+            if value is not None:
+                # Validated now (finite, real); shape-checked at build time.
+                self._init[pname] = as_float_array(value, pname, np.float64, copy=True)
+        self._scale = None
+        self._shift = None
+        self._version = 0
+
+    def _param_shapes(self):
+        if self.input_shape is None:
+            return {}
+        return {"scale": (self.n_in,), "shift": (self.n_in,)}
+
+    def _build(self, input_shape, dtype, rng):
+        out = super()._build(input_shape, dtype, rng)
+        if rng is None:         # parameters come from a file (network.load)
+            return out
+        for pname, default in (("scale", 1.0), ("shift", 0.0)):
+            value = np.asarray(self._init.get(pname, default))
+            if value.size == self.n_in:     # one value per input, any layout
+                value = value.reshape(-1)
+            else:
+                try:
+                    value = np.broadcast_to(value, self.input_shape).reshape(-1)
+                except ValueError:
+                    raise ValueError(
+                        f"{self.name}.{pname} has shape {value.shape}; it needs "
+                        f"{self.n_in} values (one per input) or a shape that "
+                        f"broadcasts to the input shape {self.input_shape}") from None
+            setattr(self, pname, value)
+        return out
+
+    def _forward(self, A):
+        return A * self._scale + self._shift
+
+    def get_config(self):
+        return {"name": self.name}
+
+    def params(self):
+        return {"scale": self._scale, "shift": self._shift}
+
+    def _set_params(self, params):
+        if set(params) != {"scale", "shift"}:
+            raise ValueError(f"{self.name} needs scale and shift, got {sorted(params)}")
+        self.scale = params["scale"]
+        self.shift = params["shift"]
+
+    def describe(self):
+        return "Affine"
+
+
 # Layer kinds by the name stored in model files.
 LAYER_KINDS = {cls.kind: cls for cls in (
     Dense, Activation, ReLU, Tanh, Sigmoid, Identity, Flatten, Dropout,
-    SoftMax, LayerNorm)}
+    SoftMax, LayerNorm, Affine)}

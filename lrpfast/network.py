@@ -14,7 +14,12 @@ from ._validation import as_float_array, check_dtype
 from .layers import LAYER_KINDS, Layer
 
 FORMAT_NAME = "lrpfast-network"
-FORMAT_VERSION = 1
+# The newest version this lrpfast reads.  Version 2 added the Affine layer
+# (kind "affine"); version 1 files load as they are.  A file is written in the
+# lowest version that holds its layers, so older lrpfast reads every network
+# it could represent.
+FORMAT_VERSION = 2
+_KIND_SINCE = {"affine": 2}
 
 
 class Network:
@@ -22,8 +27,10 @@ class Network:
 
     Parameters
     ----------
-    input_shape : tuple of int
-        Shape of one probe: ``(C, H, W)`` for image-like inputs or ``(n,)``.
+    input_shape : int or tuple of int
+        Shape of one probe, any rank: ``(n,)`` for tabular inputs, ``(C, H, W)``
+        for image-like ones, ``(T, F)`` for a window of time steps, ...
+        Layers see the probe flattened in C order.
     layers : list of Layer
         Applied in order.  Each layer object belongs to one network.
     dtype : {"float32", "float64"}, default "float32"
@@ -142,6 +149,9 @@ class Network:
 
         The file holds a JSON header (format name and version, input shape,
         dtype, layer specs) and the parameter arrays; it never holds pickles.
+        The version is the lowest that holds the network's layers: 1 without
+        :class:`~lrpfast.layers.Affine` layers (readable by every lrpfast), 2
+        with them.
         """
         path = os.fspath(path)
         for i, layer in enumerate(self.layers):
@@ -152,7 +162,7 @@ class Network:
                     f"layers ({', '.join(sorted(LAYER_KINDS))}) can be saved")
         header = {
             "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
+            "version": max(_KIND_SINCE.get(l.kind, 1) for l in self.layers),
             "input_shape": list(self.input_shape),
             "dtype": self.dtype.name,
             "layers": [{"kind": l.kind, "config": l.get_config()} for l in self.layers],
@@ -190,10 +200,10 @@ class Network:
 def load(path):
     """Load a network written by :meth:`Network.save`.
 
-    Raises ``ValueError`` for a file that is not an ``.npz`` archive at all
-    (text, a pickle, an image...), is truncated, is not a lrpfast model,
-    holds pickled objects, or has a newer format version.  Nothing in the
-    file is executed.
+    Reads format versions 1 and 2 (:data:`FORMAT_VERSION`).  Raises
+    ``ValueError`` for a file that is not an ``.npz`` archive at all (text, a
+    pickle, an image...), is truncated, is not a lrpfast model, holds pickled
+    objects, or has a newer format version.  Nothing in the file is executed.
     """
     spath = os.fspath(path)
     if not os.path.isfile(spath):
@@ -242,6 +252,8 @@ def load(path):
     try:
         layers = []
         for spec in header["layers"]:
+            if _KIND_SINCE.get(spec["kind"], 1) > version:
+                raise KeyError(f"layer kind {spec['kind']!r} in a version {version} file")
             cls = LAYER_KINDS[spec["kind"]]
             layers.append(cls(**spec["config"]))
         # Built without initial weights: the stored arrays are checked against
@@ -286,9 +298,10 @@ def _check_shape(shape):
         shape = tuple(shape)
     except TypeError:
         raise TypeError(f"input_shape must be a tuple of ints, got {shape!r}") from None
-    if len(shape) not in (1, 3) or not all(
+    if not shape or not all(
             isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0
             for s in shape):
         raise ValueError(
-            f"input_shape must be (n,) or (C, H, W) with positive ints, got {shape!r}")
+            "input_shape must be a non-empty tuple of positive ints, such as (n,), "
+            f"(T, F) or (C, H, W), got {shape!r}")
     return tuple(int(s) for s in shape)

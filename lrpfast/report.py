@@ -81,26 +81,43 @@ _SHARE_NAMES = {"bias": "bias", "stabilizer": "stabiliser", "degenerate": "degen
 # ---------------------------------------------------------------------------
 
 def format_position(flat, input_shape):
-    """Print a flat input index as ``(channel, x, y)``, or a feature index.
+    """Print a flat input index as the reader knows the input.
 
     Parameters
     ----------
     flat : int
-        C-order flat index: ``flat = (c*H + y)*W + x``.
+        C-order flat index into a probe of ``input_shape``.
     input_shape : tuple
-        ``(C, H, W)`` or ``(n,)``.
+        Any rank.
 
     Returns
     -------
     str
-        ``"(c, x, y)"`` (x is the column) or ``"feature i"`` for ``(n,)``.
+        - rank 1 ``(n,)``: ``"feature i"`` (tabular inputs, as before);
+        - rank 3 ``(C, H, W)``: ``"(c, x, y)"`` with ``flat = (c*H + y)*W + x``
+          (x is the column, as in the seed);
+        - any other rank: the NumPy index ``"[i, j, ...]"``, so that
+          ``probe[i, j, ...]`` is the position (e.g. time step and feature of
+          a ``(T, F)`` window).
     """
     if len(input_shape) == 1:
         return f"feature {int(flat)}"
-    _, H, W = input_shape
-    c, rest = divmod(int(flat), H * W)
-    y, x = divmod(rest, W)
-    return f"({c}, {x}, {y})"
+    index = np.unravel_index(int(flat), tuple(input_shape))
+    if len(input_shape) == 3:
+        c, y, x = index
+        return f"({c}, {x}, {y})"
+    return "[" + ", ".join(str(int(i)) for i in index) + "]"
+
+
+def _index_letters(rank):
+    """``"i, j, k"`` for the NumPy index of a rank-``rank`` input."""
+    return ", ".join("ijklmnopqr"[:rank]) if rank <= 10 else "i, j, ..."
+
+
+def _position_label(input_shape):
+    """What the top-K table ranks, as :func:`format_position` prints it."""
+    return {1: "features", 3: "positions (c, x, y)"}.get(
+        len(input_shape), f"positions [{_index_letters(len(input_shape))}]")
 
 
 def top_positions(relevance, top_k):
@@ -168,10 +185,13 @@ _MAX_CELLS = 80
 
 
 def _planes(values, input_shape):
-    """``values`` as a list of 2-D planes: one per channel, or one row."""
+    """``values`` as a list of 2-D planes: one per channel (rank 3), the map
+    itself (rank 2) or one row (rank 1).  Other ranks are not drawn."""
     v = np.asarray(values).reshape(input_shape)
     if len(input_shape) == 1:
         return [v.reshape(1, -1)]
+    if len(input_shape) == 2:
+        return [v]
     return list(v)
 
 
@@ -181,7 +201,7 @@ def _chunks(n, size):
 
 def heatmap_lines(values, input_shape, *, titles=("|R|", "sign"), sign=True,
                   indent="  "):
-    """ASCII heatmaps of ``values`` over each channel, ``|v|`` and sign side by side.
+    """ASCII heatmaps of ``values``, ``|v|`` and sign side by side.
 
     Buckets come from :func:`bucket_map` over the *whole* input (so channels
     share one scale) and are drawn with :data:`RAMP`; ``@`` marks the largest
@@ -194,7 +214,10 @@ def heatmap_lines(values, input_shape, *, titles=("|R|", "sign"), sign=True,
     values : ndarray
         Anything of ``input_shape`` (relevance, or a probe).
     input_shape : tuple
-        ``(C, H, W)`` or ``(n,)`` (drawn in rows of :data:`TABULAR_ROW`).
+        ``(n,)`` is drawn in rows of :data:`TABULAR_ROW`; ``(H, W)`` as one map
+        with rows ``i`` and columns ``j`` (the NumPy index ``[i, j]``);
+        ``(C, H, W)`` as one map per channel.  Other ranks have no map: one
+        line says so.
     titles : tuple of str
         Titles of the magnitude and sign maps.
     sign : bool, default True
@@ -205,9 +228,15 @@ def heatmap_lines(values, input_shape, *, titles=("|R|", "sign"), sign=True,
     -------
     list of str
     """
+    rank = len(input_shape)
+    if rank not in (1, 2, 3):
+        return [f"{indent}(no map: inputs of rank {rank}, shape {tuple(input_shape)}, "
+                "are not drawn; the top-K table lists the positions)"]
     buckets = _planes(bucket_map(values), input_shape)
     signs = _planes(sign_map(values), input_shape)
-    tabular = len(input_shape) == 1
+    tabular = rank == 1
+    # rank 3: channel c, columns x, rows y; rank 2: the NumPy index [i, j]
+    name, col, row = ("map [i, j]", "j", "i") if rank == 2 else (None, "x", "y")
     lines = []
     # Column layout: a 10-character label field, then "|cells|", then
     # "   |signs|"; titles and the x axis line up with the cells.  Planes
@@ -224,21 +253,21 @@ def heatmap_lines(values, input_shape, *, titles=("|R|", "sign"), sign=True,
             # Planes wider than _MAX_CELLS are drawn in bands of columns.
             W = bp.shape[1]
             bands = _chunks(W, _MAX_CELLS) if W > _MAX_CELLS else [(0, W)]
-            blocks = [(f"channel {c}" + (f", x = {lo}..{hi - 1}" if len(bands) > 1 else ""),
-                       [(f"y = {y}", (y, lo, hi)) for y in range(bp.shape[0])], (lo, hi))
+            blocks = [((name or f"channel {c}") +
+                       (f", {col} = {lo}..{hi - 1}" if len(bands) > 1 else ""),
+                       [(f"{row} = {y}", (y, lo, hi)) for y in range(bp.shape[0])], (lo, hi))
                       for lo, hi in bands]
         for label, rows, (lo0, hi0) in blocks:
             width = hi0 - lo0
             cols = "".join(str(x % 10) for x in range(lo0, hi0))
             beside = sign and width <= _SIDE_BY_SIDE and len(blocks) == 1
             lines += _map_block(label, rows, bp, sp, titles, cols, width, beside, sign,
-                                tabular, indent)
+                                "i mod 10" if tabular else f"{col} ->", indent)
     return lines
 
 
-def _map_block(label, rows, bp, sp, titles, cols, width, beside, sign, tabular, indent):
+def _map_block(label, rows, bp, sp, titles, cols, width, beside, sign, axis_label, indent):
     """One heatmap block: title line, x axis, one line per (label, (y, lo, hi)) row."""
-    axis_label = "i mod 10" if tabular else "x ->"
     head = f"{indent}{label:<11}{titles[0]:<{width + 5}}" if len(label) < 11 else \
         f"{indent}{label}  {titles[0]}"
     if beside:
@@ -532,7 +561,8 @@ def render_report(net, e, *, top_k=8, absorb_bias=None, feature_names=None):
     elif len(shape) == 3:
         where = "position (c, x, y) = relevance[c, y, x]"
     else:
-        where = "positions index relevance"
+        idx = _index_letters(len(shape))
+        where = f"position [{idx}] = relevance[{idx}]"
     lines = _wrap(f"LRPReport  {e.rule}" + ("  [absorb_bias]" if absorb_bias else ""),
                   indent=" " * 11)
     lines += _wrap(f"  network    {arch}", indent=" " * 13)
@@ -548,7 +578,7 @@ def render_report(net, e, *, top_k=8, absorb_bias=None, feature_names=None):
     lines += _wrap(f"Verdict: {verdict.message}")
     lines.append("")
     k = min(top_k, e.relevance.size)
-    what = {1: "features", 3: "positions (c, x, y)"}.get(len(shape), "positions")
+    what = _position_label(shape)
     lines.append(f"(b) Top-{k} most-relevant input {what}, ranked by |R|")
     top = top_positions(e.relevance, k)
     if names:
@@ -561,7 +591,8 @@ def render_report(net, e, *, top_k=8, absorb_bias=None, feature_names=None):
     for rank, (label, (_, value, share)) in enumerate(zip(labels, top), 1):
         lines.append(f"  {rank:>4}  {label:<{wp}} {value:>+12.4e}  {100 * share:>14.1f}%")
     peak = float(np.abs(e.relevance).max())
-    plane = "one map per channel" if len(shape) > 1 else "one cell per feature"
+    plane = {1: "one cell per feature", 2: "one map", 3: "one map per channel"}.get(
+        len(shape), "no map")
     lines += [
         "",
         f"(c) Relevance heatmap, {plane}: |R| in buckets \"{RAMP}\" = round(9*|R|/max|R|),",

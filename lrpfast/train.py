@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import check_int, check_real
-from .layers import (DERIVATIVES, Activation, Dense, Dropout, Identity,
+from .layers import (DERIVATIVES, Activation, Affine, Dense, Dropout, Identity,
                      LayerNorm, SoftMax)
 
 __all__ = ["History", "Trainer", "train"]
@@ -91,6 +91,13 @@ def _layernorm_backward(layer, dout, A, out, cache):
     return dA, {"weight": (dout * xhat).sum(axis=0), "bias": dout.sum(axis=0)}
 
 
+def _affine_backward(layer, dout, A, out, cache):
+    # y = x * scale + shift, element-wise: dx = dout * scale; the scaler's
+    # parameters train like any other (dscale = Σ_batch dout * x).
+    return dout * layer.scale, {"scale": (dout * A).sum(axis=0),
+                                "shift": dout.sum(axis=0)}
+
+
 # Layer class -> (forward in training, backward).  Looked up along the MRO, so
 # ReLU/Tanh/Sigmoid use Activation's entry and Flatten uses Identity's.
 _BACKPROP = {
@@ -100,6 +107,7 @@ _BACKPROP = {
     Identity: (_plain_forward, _identity_backward),
     SoftMax: (_plain_forward, _softmax_backward),
     LayerNorm: (_layernorm_forward, _layernorm_backward),
+    Affine: (_plain_forward, _affine_backward),
 }
 
 

@@ -14,6 +14,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+# Keras needs a backend before it is first imported; torch is the one CI
+# installs (a backend chosen by the caller wins).
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
 # ``import _loops`` works under every pytest import mode.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 

@@ -120,6 +120,9 @@ def test_public_api():
     assert lf.from_sklearn is interop.from_sklearn
     assert lf.from_torch is interop.from_torch
     assert lf.from_onnx is interop.from_onnx
+    assert lf.from_keras is interop.from_keras
+    assert lf.Affine is lf.layers.Affine
+    assert {"from_keras", "Affine"} <= set(lf.__all__)
 
 
 @pytest.mark.parametrize("func, module, hint", [
@@ -488,17 +491,17 @@ def test_torch_refuses_unsupported_modules(torch, make, match):
 
 def test_torch_refusals(torch):
     nn = torch.nn
-    with pytest.raises(TypeError, match="nn.Sequential"):
-        from_torch(nn.Linear(3, 2))
-    with pytest.raises(TypeError, match="nn.Sequential"):
+    with pytest.raises(TypeError, match="nn.Module"):
         from_torch({"0.weight": torch.zeros(2, 3)})
 
-    class Custom(nn.Sequential):
+    class Custom(nn.Sequential):      # traced by fx: the "* 2" is refused
         def forward(self, x):
             return super().forward(x) * 2
 
-    with pytest.raises(ValueError, match="overrides forward"):
+    with pytest.raises(ValueError, match=r"node 'mul' \(call_function mul\)"):
         from_torch(Custom(nn.Linear(3, 2)))
+    with pytest.raises(ValueError, match="overrides forward"):
+        from_torch(nn.Sequential(nn.ReLU(), Custom(nn.Linear(3, 2))))
     with pytest.raises(ValueError, match="empty"):
         from_torch(nn.Sequential())
     with pytest.raises(ValueError, match="input_shape is needed"):

@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from lrpfast.layers import (Activation, Dense, Dropout, Flatten, Identity,
+from lrpfast.layers import (Activation, Affine, Dense, Dropout, Flatten, Identity,
                             LayerNorm, ReLU, Sigmoid, SoftMax, Tanh)
 from lrpfast.network import FORMAT_VERSION, Network, load
 
@@ -228,7 +228,9 @@ def test_newer_format_version(saved):
     (lambda h: h["layers"][0]["config"].update(evil="x"), "invalid layer spec"),
     (lambda h: h["layers"][0].update(config="units=3"), "invalid layer spec"),
     (lambda h: h.update(dtype="object"), "dtype"),
-    (lambda h: h.update(input_shape=[1, 6]), "input_shape"),
+    (lambda h: h.update(input_shape=[1, 0]), "input_shape"),
+    (lambda h: h.update(input_shape=[]), "input_shape"),
+    (lambda h: h.update(input_shape=[1, 6]), r"weight must have shape \(6, 16\)"),
     (lambda h: h["layers"][0]["config"].update(units=15), "shape"),
 ])
 def test_invalid_header(saved, edit, match):
@@ -301,3 +303,64 @@ def test_pickled_file_message_does_not_invite_unsafe_loading(tmp_path):
         load(path)
     assert "allow_pickle=True" not in str(info.value)
     assert "pickle" in str(info.value)
+
+
+# ---------------------------------------------------------------------------
+# Format versions: Affine (version 2), and files written before it (version 1)
+# ---------------------------------------------------------------------------
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_version_1_files_still_load(dtype):
+    """tests/data holds files written by lrpfast before Affine (see its README);
+    they load into the network they were made from."""
+    from conftest import randomize_params
+
+    path = os.path.join(DATA, f"network_v1_{dtype}.npz")
+    assert _header(_arrays(path))["version"] == 1
+    net = load(path)
+    want = randomize_params(Network((1, 4, 4), [
+        Dense(8, "relu", name="h"), LayerNorm(name="ln"), Dropout(0.25, name="drop"),
+        Dense(6, "tanh"), Sigmoid(), Identity(), Flatten(), Dense(3), SoftMax()],
+        dtype=dtype, seed=7), seed=7)
+    assert repr(net) == repr(want)
+    assert [l.name for l in net.layers] == [l.name for l in want.layers]
+    for a, b in zip(net.layers, want.layers):
+        for name, p in b.params().items():
+            assert a.params()[name].tobytes() == p.tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_affine_round_trip_is_bit_exact_and_version_2(tmp_path, dtype):
+    rng = np.random.default_rng(5)
+    net = Network((2, 3), [Affine(rng.normal(size=6), rng.normal(size=(2, 3)), name="sc"),
+                           Dense(4, "relu"), Affine(-2.0, 0.5), Dense(2)],
+                  dtype=dtype, seed=0)
+    path = tmp_path / "affine.npz"
+    net.save(path)
+    assert _header(_arrays(path))["version"] == 2
+    net2 = load(path)
+    assert repr(net2) == repr(net) and net2.layers[0].name == "sc"
+    for a, b in zip(net.layers, net2.layers):
+        for name, p in a.params().items():
+            assert b.params()[name].tobytes() == p.tobytes()
+    x = rng.normal(size=(4, 2, 3))
+    assert net2.forward(x).tobytes() == net.forward(x).tobytes()
+
+
+def test_networks_without_affine_are_written_as_version_1(tmp_path):
+    Network((3,), [Dense(2)], seed=0).save(tmp_path / "plain.npz")
+    assert _header(_arrays(tmp_path / "plain.npz"))["version"] == 1
+
+
+def test_affine_in_a_version_1_file_is_refused(tmp_path):
+    path = tmp_path / "affine.npz"
+    Network((3,), [Affine(2.0, 1.0), Dense(2)], seed=0).save(path)
+    arrays = _arrays(path)
+    header = _header(arrays)
+    header["version"] = 1
+    np.savez(path, **_with_header(arrays, header))
+    with pytest.raises(ValueError, match="invalid layer spec.*'affine'.*version 1"):
+        load(path)

@@ -9,7 +9,8 @@ import pytest
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if README.exists() else []
 # Optional frameworks an example needs: skip (cleanly) where they are absent.
-NEEDS = {"sklearn": "sklearn", "torch": "torch", "onnx": "onnx", "lrpfast.plot": "matplotlib"}
+NEEDS = {"sklearn": "sklearn", "torch": "torch", "onnx": "onnx", "keras": "keras",
+         "lrpfast.plot": "matplotlib"}
 
 
 def test_readme_has_examples():

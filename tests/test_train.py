@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lrpfast.datasets import blobs
-from lrpfast.layers import (Dense, Dropout, Flatten, Identity, LayerNorm, ReLU,
+from lrpfast.layers import (Affine, Dense, Dropout, Flatten, Identity, LayerNorm, ReLU,
                             Sigmoid, SoftMax, Tanh)
 from lrpfast.network import Network
 from lrpfast.train import History, Trainer, _loss_and_grads, train
@@ -17,8 +17,9 @@ def _blob_net(seed=0, dtype="float32"):
 
 def _grad_check_net(trailing_softmax):
     """A float64 net with every layer type the trainer supports."""
-    layers = [Flatten(), Dense(7, "tanh"), Dense(6, "sigmoid"), Dropout(0.3),
-              Dense(6, "relu"), LayerNorm(), Dense(5, "linear"), ReLU(), Tanh(),
+    layers = [Flatten(), Affine(name="scaler"), Dense(7, "tanh"), Dense(6, "sigmoid"),
+              Dropout(0.3), Dense(6, "relu"), Affine(), LayerNorm(), Dense(5, "linear"),
+              ReLU(), Tanh(),
               Identity(), Sigmoid(), SoftMax(), Dense(3, "linear")]
     if trailing_softmax:
         layers.append(SoftMax())
@@ -30,6 +31,9 @@ def _grad_check_net(trailing_softmax):
             layer.bias = rng.normal(0, 0.3, layer.bias.shape)
         if isinstance(layer, LayerNorm):
             layer.weight = 1 + rng.normal(0, 0.3, layer.weight.shape)
+        if isinstance(layer, Affine):
+            layer.scale = rng.normal(1, 0.5, layer.scale.shape)
+            layer.shift = rng.normal(0, 0.3, layer.shift.shape)
     return net
 
 
@@ -63,7 +67,8 @@ def test_gradients_match_finite_differences(trailing_softmax, dropout_seed):
             np.testing.assert_allclose(grads[k][name], numeric, rtol=1e-5, atol=1e-8,
                                        err_msg=f"layer {k} {layer.describe()} {name}")
             checked += 1
-    assert checked == 2 * 6  # five Dense layers and one LayerNorm, weight + bias
+    # five Dense layers and one LayerNorm (weight + bias), two Affine (scale + shift)
+    assert checked == 2 * 8
 
 
 def test_loss_goes_through_trailing_softmax_logits():

@@ -335,7 +335,8 @@ def test_layernorm_parameter_assignment(dtype="float64"):
     (lambda: lf.Network((1, 6, 6), [lf.Dense(2)], dtype="float16"), "dtype", ValueError),
     (lambda: lf.Network((1, 6, 6), [lf.Dense(2)], dtype="int32"), "dtype", ValueError),
     (lambda: lf.Network((0,), [lf.Dense(2)]), "input_shape", ValueError),
-    (lambda: lf.Network((2, 3), [lf.Dense(2)]), "input_shape", ValueError),
+    (lambda: lf.Network((), [lf.Dense(2)]), "input_shape", ValueError),
+    (lambda: lf.Network((2, -3), [lf.Dense(2)]), "input_shape", ValueError),
     (lambda: lf.Network("abc", [lf.Dense(2)]), "input_shape", (TypeError, ValueError)),
     (lambda: lf.Network((3,), []), "layers", ValueError),
     (lambda: lf.Network((3,), [lf.Dense(2), "relu"]), "layers", TypeError),
@@ -345,7 +346,7 @@ def test_layernorm_parameter_assignment(dtype="float64"):
     (lambda: lf.Dropout(1.0), "rate", ValueError),
     (lambda: lf.Dropout(-0.1), "rate", ValueError),
     (lambda: lf.LayerNorm(eps=0.0), "eps", ValueError),
-], ids=["dtype16", "dtype-int", "shape0", "shape2d", "shape-str", "no-layers",
+], ids=["dtype16", "dtype-int", "shape0", "shape-empty", "shape-neg", "shape-str", "no-layers",
         "layer-str", "units0", "units-float", "activation", "rate1", "rate-neg", "ln-eps"])
 def test_bad_constructor_arguments(make, name, exc):
     with pytest.raises(exc, match=name):
