@@ -636,3 +636,29 @@ def test_cli_png_bad_targets(saved, tmp_path):
     (tmp_path / "file").write_text("x")
     proc = run_cli("demo", "--png", tmp_path / "file")
     assert proc.returncode == 2 and "--png" in proc.stderr and "not a folder" in proc.stderr
+
+
+def test_any_rank_networks():
+    """Rank-2 inputs draw one map; rank-4 inputs draw bars labelled by index tuples."""
+    rng = np.random.default_rng(9)
+    net2 = lf.Network((5, 7), [lf.Dense(6, "relu"), lf.Dense(2)], dtype="float64", seed=0)
+    x2 = rng.uniform(size=(5, 7))
+    e2 = lf.explain(net2, x2)
+    (im,) = relevance_images(plot.heatmap(e2, probe=x2))
+    np.testing.assert_array_equal(data(im), e2.relevance)
+    assert im.get_extent() == [-0.5, 6.5, 4.5, -0.5]
+    fig = plot.rule_contrast(net2, x2, ["epsilon", "gamma"])
+    for im, r in zip(relevance_images(fig), ["epsilon", "gamma"]):
+        np.testing.assert_array_equal(data(im), lf.explain(net2, x2, rule=r).relevance)
+    net4 = lf.Network((2, 2, 2, 3), [lf.Dense(4, "relu"), lf.Dense(2)], dtype="float64",
+                      seed=0)
+    X4 = rng.uniform(size=(10, 2, 2, 2, 3))
+    b4 = lf.explain_batch(net4, X4)
+    fig = plot.importance(b4, top=5)
+    mean_abs = sum(np.abs(b4.relevance[i]) for i in range(10)) / 10
+    order = top_by_abs(mean_abs, 5)
+    np.testing.assert_allclose([p.get_width() for p in bars(fig.axes[0])],
+                               mean_abs.ravel()[order], rtol=1e-12)
+    tuples = [(i, j, k, m) for i in range(2) for j in range(2) for k in range(2)
+              for m in range(3)]
+    assert ytick_texts(fig.axes[0]) == [str(tuples[f]) for f in order]
