@@ -94,7 +94,7 @@ def kernel_extension(name, extra=()):
 # The baseline build runs on any CPU of the platform.  On x86-64 the same
 # source is built a second time for AVX2 + FMA; lrpfast/_dispatch.py imports
 # it only where the CPU has both (LRPFAST_NO_AVX2=1 skips it).
-extensions = [kernel_extension("lrpfast._kernels")]
+extensions = [kernel_extension("lrpfast._kernels"), kernel_extension("lrpfast._flip")]
 AVX2 = ["-mavx2", "-mfma"]
 if (platform.machine().lower() in ("x86_64", "amd64")
         and os.environ.get("LRPFAST_NO_AVX2", "") != "1"

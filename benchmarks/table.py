@@ -8,7 +8,8 @@ the PyTorch peers, each in its own process) are merged group by group.
 
 One row per group (network x rule x mode x dtype): the medians of lrpfast and
 of each other contender, and the ratios (contender median / lrpfast median;
-for ``matmul-floor`` it is lrpfast / floor, the factor above the floor).
+for ``matmul-floor`` and ``forward-floor``, the bare forwards that bound
+pixel flipping, it is lrpfast / floor, the factor above the floor).
 """
 
 import json
@@ -29,8 +30,9 @@ def load(paths):
 
 def _add(data, groups):
     for bench in data["benchmarks"]:
-        contender = re.search(r"-(lrpfast|reference|zennit|captum|matmul-floor)\]",
-                              bench["name"]).group(1)
+        contender = re.search(
+            r"-(lrpfast|reference|zennit|captum|matmul-floor|forward-floor)\]",
+            bench["name"]).group(1)
         groups[bench["group"]][contender] = bench["stats"]["median"]
 
 
@@ -53,7 +55,8 @@ def table(groups):
 
         def ratio(name):
             return f"{g[name] / ours:.1f}x" if name in g else "–"
-        floor = f"{ours / g['matmul-floor']:.2f}" if "matmul-floor" in g else "–"
+        floor = next((f"{ours / g[f]:.2f}" for f in ("matmul-floor", "forward-floor")
+                      if f in g), "–")
         lines.append(f"| {group} | {ratio('reference')} | {ratio('zennit')} "
                      f"| {ratio('captum')} | {floor} | {ms(ours)} |")
     return "\n".join(lines)

@@ -42,7 +42,7 @@ from .layers import (Activation, Affine, Dense, Dropout, Flatten, Identity, Laye
 from .network import Network, load
 from .report import lrp_report
 from .train import train
-from . import datasets, plot  # plot imports matplotlib only when it draws
+from . import datasets, evaluate, plot  # plot imports matplotlib only when it draws
 from .rules import AlphaBeta, Epsilon, Gamma, Rule
 
 __version__ = "0.1.0"
@@ -51,6 +51,6 @@ __all__ = [
     "Activation", "Affine", "AlphaBeta", "BatchExplanation", "Boundary", "Dense", "Dropout",
     "Epsilon", "Explanation", "Flatten", "Gamma", "Identity", "Layer", "LayerNorm",
     "Network", "ReLU", "Rule", "Sigmoid", "SoftMax", "Tanh", "explain",
-    "datasets", "explain_batch", "from_keras", "from_onnx", "from_sklearn", "from_torch",
-    "load", "lrp_report", "plot", "train", "__version__",
+    "datasets", "evaluate", "explain_batch", "from_keras", "from_onnx", "from_sklearn",
+    "from_torch", "load", "lrp_report", "plot", "train", "__version__",
 ]

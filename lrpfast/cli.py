@@ -10,6 +10,11 @@
 [--top-k K] [--class C] [--absorb-bias] [--png FILE]``
     Print :func:`lrpfast.lrp_report` for a saved model and a probe.
 
+``lrpfast evaluate MODEL DATA.npy [--rules R1,R2] [--features-per-step K]
+[--region H W] [--baseline zero|mean|VALUE] [--score probability|logit] [--max-rows N]
+[--png FILE]``
+    Print :func:`lrpfast.evaluate.compare_rules` (pixel-flipping AOPC per rule).
+
 ``--png`` draws pictures with :mod:`lrpfast.plot` (needs the ``[plot]`` extra,
 matplotlib; without it the command fails at once, naming the extra).
 
@@ -37,7 +42,7 @@ import numpy as np
 
 from . import datasets
 from ._validation import check_class, check_int, check_real
-from .explain import explain
+from .explain import explain, explain_batch
 from .layers import Dense, SoftMax
 from .network import Network, load
 from .rules import make_rule
@@ -88,16 +93,16 @@ def load_model(path):
     return MODEL_LOADERS.get(ext, load)(path)
 
 
-def _load_probe(path):
+def _load_probe(path, what="PROBE"):
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"PROBE: no such file: {path!r}")
+        raise FileNotFoundError(f"{what}: no such file: {path!r}")
     try:
         data = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"PROBE: {path!r} is not a readable .npy file ({exc})") from None
+        raise ValueError(f"{what}: {path!r} is not a readable .npy file ({exc})") from None
     if not isinstance(data, np.ndarray):
         data.close()
-        raise ValueError(f"PROBE: {path!r} is an .npz archive; save one probe with np.save")
+        raise ValueError(f"{what}: {path!r} is an .npz archive; save the array with np.save")
     return data
 
 
@@ -109,6 +114,19 @@ DEMO_EPOCHS = 150
 DEMO_BATCH = 24
 DEMO_NOISE = 0.1
 DEMO_RULES = ("epsilon", "gamma", "alpha-beta")
+DEMO_FLIP_PROBES = 200
+
+
+def _faithfulness(net, rng, rules):
+    """Mean MoRF AOPC per rule label on fresh blob probes (pixel flipping to 0)."""
+    from .evaluate import pixel_flipping
+
+    X = datasets.blobs(DEMO_FLIP_PROBES, DEMO_NOISE, seed=rng)[0]
+    out = {}
+    for rule in rules:
+        res = pixel_flipping(net, X, explain_batch(net, X, rule=rule), order="morf")
+        out[res.label] = float(res.aopc.mean())
+    return out
 
 
 def _banner(title):
@@ -186,8 +204,11 @@ def _map_cells(relevance):
             for y in range(buckets.shape[0])]
 
 
-def _contrast_rows(exps, verdicts, top_k=6):
-    """The RULE CONTRAST table as ``(title, cells)`` rows, one cell per rule."""
+def _contrast_rows(exps, verdicts, top_k=6, morf_aopc=None):
+    """The RULE CONTRAST table as ``(title, cells)`` rows, one cell per rule.
+
+    ``morf_aopc`` (rule label -> mean MoRF AOPC) adds the faithfulness row.
+    """
     names = [e.rule.split(" (")[0] for e in exps]
     params = [e.rule[len(n):].strip(" ()") or "-" for n, e in zip(names, exps)]
     rows = [("rule", names),
@@ -197,9 +218,11 @@ def _contrast_rows(exps, verdicts, top_k=6):
             ("verdict", [v.message.split(":")[0] for v in verdicts]),
             ("top-left blob", [f"{100 * _blob_share(e.relevance, 0):.1f}% of sum|R|"
                                for e in exps]),
-            ("top-4 on blob", [_hits_cell(_blob_hits(e.relevance, 0)) for e in exps]),
-            ("", [""] * len(exps)),
-            ("|R|, sign  x ->", [" 012345    012345"] * len(exps))]
+            ("top-4 on blob", [_hits_cell(_blob_hits(e.relevance, 0)) for e in exps])]
+    if morf_aopc is not None:
+        rows.append(("MoRF AOPC", [f"{morf_aopc[e.rule]:.3f}" for e in exps]))
+    rows += [("", [""] * len(exps)),
+             ("|R|, sign  x ->", [" 012345    012345"] * len(exps))]
     maps = [_map_cells(e.relevance) for e in exps]
     rows += [(f"y = {y}", [m[y] for m in maps]) for y in range(len(maps[0]))]
     rows += [("", [""] * len(exps)),
@@ -330,8 +353,15 @@ def run_demo(seed=2026, save=None, out=None, verbose=False, png=None):
     exps = [explain(net, x1, rule=r, eps=1e-2, gamma=0.25, alpha=2.0) for r in DEMO_RULES]
     verdicts = [check_conservation(e) for e in exps]
     healthy += [v.healthy for v in verdicts]
-    say(*_columns(_contrast_rows(exps, verdicts)))
-    say("", "  Each |R| map is scaled to its own max|R|; sign '.' where |R| < 1% of max|R|.")
+    flip_state = rng.bit_generator.state      # --png redraws the same flipping probes
+    morf = _faithfulness(net, rng, DEMO_RULES)
+    outcome["morf_aopc"] = {r: morf[e.rule] for r, e in zip(DEMO_RULES, exps)}
+    say(*_columns(_contrast_rows(exps, verdicts, morf_aopc=morf)))
+    say("", "  Each |R| map is scaled to its own max|R|; sign '.' where |R| < 1% of max|R|.",
+        f"  MoRF AOPC: mean drop of p(class) on {DEMO_FLIP_PROBES} fresh probes as pixels "
+        "are zeroed, most relevant",
+        "  first (higher = the decisive pixels are found sooner; `lrpfast evaluate` "
+        "compares rules).")
     if verbose:
         for rule, e in zip(DEMO_RULES, exps):
             if rule != "epsilon":   # probe 1's report above is the epsilon one
@@ -356,26 +386,37 @@ def run_demo(seed=2026, save=None, out=None, verbose=False, png=None):
     if not verbose:
         say("", "(lrpfast demo --verbose adds the full reports of probe 1 under gamma and alpha-beta.)")
     if png is not None:
-        files = _demo_pngs(png, net, x1, probe_exps[0], x2, probe_exps[1], DEMO_RULES)
-        say("", f"pictures written to {png}: {', '.join(files)}")
+        flip_rng = np.random.default_rng()
+        flip_rng.bit_generator.state = flip_state
+        files = _demo_pngs(png, net, x1, probe_exps[0], x2, probe_exps[1], DEMO_RULES,
+                           flip_probes=datasets.blobs(DEMO_FLIP_PROBES, DEMO_NOISE,
+                                                      seed=flip_rng)[0])
+        say("", f"pictures written to {png}:", "  " + ", ".join(files))
     outcome["seconds"] = time.perf_counter() - t0
     return outcome
 
 
-def _demo_pngs(folder, net, x1, e1, x2, e2, rules, dpi=100):
+def _demo_pngs(folder, net, x1, e1, x2, e2, rules, flip_probes=None, dpi=100):
     """Draw the demo's pictures into ``folder``; return the file names written.
 
     ``probe1.png`` and ``probe2.png`` are the heatmaps of the two epsilon
     explanations beside their probes, ``rule_contrast.png`` probe 1 under
-    ``rules``, each on its own symmetric scale (as the text's maps).
+    ``rules``, each on its own symmetric scale (as the text's maps), and
+    with ``flip_probes`` (a batch; the demo passes the probes of its MoRF AOPC
+    row) ``flip_curves.png``, the mean pixel-flipping curves of ``rules``
+    (:func:`lrpfast.evaluate.compare_rules`).
     """
     from . import plot
+    from .evaluate import compare_rules
 
     figures = {
         "probe1.png": plot.heatmap(e1, probe=x1),
         "probe2.png": plot.heatmap(e2, probe=x2),
         "rule_contrast.png": plot.rule_contrast(net, x1, list(rules), shared_scale=False),
     }
+    if flip_probes is not None:
+        figures["flip_curves.png"] = plot.flip_curves(
+            compare_rules(net, flip_probes, list(rules)))
     for name, fig in figures.items():
         fig.savefig(os.path.join(folder, name), dpi=dpi)
     return list(figures)
@@ -434,8 +475,8 @@ def _build_parser():
                       help="also print the full reports of probe 1 under gamma and "
                            "alpha-beta")
     demo.add_argument("--png", metavar="DIR",
-                      help="also draw probe1.png, probe2.png and rule_contrast.png "
-                           "into DIR (created if missing; needs matplotlib: "
+                      help="also draw probe1.png, probe2.png, rule_contrast.png and "
+                           "flip_curves.png into DIR (created if missing; needs matplotlib: "
                            "pip install \"lrpfast[plot]\")")
 
     ex = sub.add_parser(
@@ -473,7 +514,110 @@ def _build_parser():
     ex.add_argument("--png", metavar="FILE",
                     help="also draw the relevance heatmap beside the probe to FILE "
                          "(needs matplotlib: pip install \"lrpfast[plot]\")")
+    _add_evaluate_parser(sub)
     return parser
+
+
+def _add_evaluate_parser(sub):
+    ev = sub.add_parser(
+        "evaluate", help="compare LRP rules by pixel flipping (MoRF/LeRF/random AOPC)",
+        description="Explain every row of DATA.npy under each rule, replace features by the "
+                    "baseline in\nrelevance order (most relevant first, least relevant "
+                    "first, random) and print\nthe AOPC of each rule "
+                    "(lrpfast.evaluate.compare_rules).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n"
+               "  lrpfast demo --save model.npz\n"
+               "  python -c \"import numpy, lrpfast.datasets as d; "
+               "numpy.save('data.npy', d.blobs(200, 0.1)[0])\"\n"
+               "  lrpfast evaluate model.npz data.npy --rules epsilon,gamma\n\n"
+               "Errors (missing file, wrong data shape, bad option) print one line "
+               "and exit with code 2.")
+    ev.add_argument("model", metavar="MODEL", help="model file (.npz or .onnx)")
+    ev.add_argument("data", metavar="DATA.npy",
+                    help="probes (.npy) of shape (B, *input shape)")
+    ev.add_argument("--rules", default="epsilon,gamma,alpha-beta", metavar="R1,R2,...",
+                    help="comma-separated rule names (default: epsilon,gamma,alpha-beta)")
+    ev.add_argument("--features-per-step", type=int, default=1, metavar="K",
+                    help="features (or tiles) replaced per step, >= 1 (default: 1)")
+    ev.add_argument("--steps", type=int, default=None, metavar="T",
+                    help="stop after T steps (default: until all are replaced)")
+    ev.add_argument("--region", type=int, nargs=2, default=None, metavar=("H", "W"),
+                    help="replace H x W tiles (all channels) instead of single features")
+    ev.add_argument("--baseline", default="zero", metavar="zero|mean|VALUE",
+                    help="value of a replaced feature: 0, the per-feature mean of DATA, "
+                         "or a number (default: zero)")
+    ev.add_argument("--score", choices=("probability", "logit"), default="probability",
+                    help="score followed along the curve (default: probability)")
+    ev.add_argument("--max-rows", type=int, default=None, metavar="N",
+                    help="use the first N rows of DATA only")
+    ev.add_argument("--seed", type=int, default=0,
+                    help="seed of the random order (default: 0)")
+    ev.add_argument("--eps", type=float, default=1e-2, metavar="E",
+                    help="epsilon/gamma stabiliser, > 0 (default: 0.01)")
+    ev.add_argument("--gamma", type=float, default=0.25, metavar="G",
+                    help="gamma of the gamma rule, >= 0 (default: 0.25)")
+    ev.add_argument("--alpha", type=float, default=2.0, metavar="A",
+                    help="alpha of the alpha-beta rule, >= 1 (default: 2)")
+    ev.add_argument("--png", metavar="FILE",
+                    help="also draw the mean flipping curves per rule to FILE (needs "
+                         "matplotlib: pip install \"lrpfast[plot]\")")
+
+
+def _cmd_evaluate(args):
+    from .evaluate import compare_rules
+
+    rules = [r.strip() for r in args.rules.split(",")]
+    if not all(rules):
+        raise ValueError(f"--rules must be comma-separated rule names, got {args.rules!r}")
+    check_int(args.features_per_step, "--features-per-step", low=1)
+    if args.steps is not None:
+        check_int(args.steps, "--steps", low=1)
+    if args.max_rows is not None:
+        check_int(args.max_rows, "--max-rows", low=1)
+    check_int(args.seed, "--seed", low=0)
+    if args.baseline == "zero":
+        baseline = 0.0
+    elif args.baseline == "mean":
+        baseline = "mean"
+    else:
+        try:
+            baseline = float(args.baseline)
+        except ValueError:
+            raise ValueError(f"--baseline must be zero, mean or a number, got "
+                             f"{args.baseline!r}") from None
+        check_real(baseline, "--baseline")
+    if args.png is not None:
+        _png_target(args.png, "--png")
+    net = load_model(args.model)
+    data = _load_probe(args.data, "DATA")
+    _, single = net._as_batch(data, "DATA")
+    if single:
+        data = data[None]
+    if args.max_rows is not None:
+        data = data[:args.max_rows]
+    try:
+        cmp = compare_rules(net, data, rules, eps=args.eps, gamma=args.gamma,
+                            alpha=args.alpha, features_per_step=args.features_per_step,
+                            steps=args.steps, baseline=baseline, score=args.score,
+                            seed=args.seed,
+                            region=None if args.region is None else tuple(args.region))
+    except (ValueError, TypeError) as exc:
+        # name the options, not the Python arguments
+        msg = str(exc)
+        for py, opt in (("features_per_step", "--features-per-step"),
+                        ("region", "--region"), ("baseline", "--baseline"),
+                        ("rule:", "--rules:"), ("rule ", "--rules "), ("eps", "--eps"),
+                        ("gamma ", "--gamma "), ("alpha", "--alpha")):
+            if msg.startswith(py):
+                msg = opt + msg[len(py):]
+                break
+        raise type(exc)(msg) from None
+    print(cmp.table())
+    if args.png is not None:
+        from . import plot
+
+        plot.flip_curves(cmp).savefig(args.png, dpi=100)
 
 
 def _cmd_demo(args):
@@ -564,7 +708,7 @@ def _cmd_explain(args):
         plot.heatmap(e, probe=probe).savefig(args.png, dpi=100)
 
 
-_COMMANDS = {"demo": _cmd_demo, "explain": _cmd_explain}
+_COMMANDS = {"demo": _cmd_demo, "explain": _cmd_explain, "evaluate": _cmd_evaluate}
 
 
 def main(argv=None):

@@ -21,7 +21,7 @@ Conventions (those of zennit and iNNvestigate):
 * a tabular ``(n,)`` input gets a horizontal bar chart of its top features
   by ``|R|`` (red positive, blue negative), largest at the top.  Inputs of
   other ranks are drawn the same way over their flat C-order positions,
-  labelled with their index tuples.
+  labelled with their NumPy index ``[i, j, ...]``, as the report prints them.
 """
 
 from __future__ import annotations
@@ -191,7 +191,9 @@ def _position_names(shape, feature_names):
     n = math.prod(shape)
     if len(shape) == 1:
         return [f"feature {i}" for i in range(n)]
-    return [str(tuple(int(i) for i in np.unravel_index(f, shape))) for f in range(n)]
+    # the report's NumPy index: probe[i, j, ...]
+    return ["[" + ", ".join(str(int(i)) for i in np.unravel_index(f, shape)) + "]"
+            for f in range(n)]
 
 
 def _sign_colours(cmap, values):

@@ -216,10 +216,10 @@ def test_heatmap_rank2_is_one_panel_and_rank4_is_bars():
     (ax,) = fig.axes
     order = top_by_abs(R4, 5)
     np.testing.assert_allclose([p.get_width() for p in bars(ax)], R4.ravel()[order])
-    # labelled by index tuple: flat = ((i*2 + j)*2 + k)*3 + l
+    # labelled by NumPy index [i, j, k, l]: flat = ((i*2 + j)*2 + k)*3 + l
     tuples = [(i, j, k, m) for i in range(2) for j in range(2) for k in range(2)
               for m in range(3)]
-    assert ytick_texts(ax) == [str(tuples[f]) for f in order]
+    assert ytick_texts(ax) == ["[" + ", ".join(map(str, tuples[f])) + "]" for f in order]
 
 
 def test_heatmap_into_given_axes_and_figure(image_net, probe):
@@ -436,6 +436,29 @@ def test_flip_curves_dict_single_and_ax():
     np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_ydata(), r.curves.mean(0))
 
 
+def test_flip_curves_of_a_real_comparison():
+    net = lf.Network((1, 3, 4), [lf.Dense(6, "relu"), lf.Dense(2), lf.SoftMax()],
+                     dtype="float64", seed=2)
+    X = np.random.default_rng(3).uniform(0, 1, (12, 1, 3, 4))
+    comp = lf.evaluate.compare_rules(net, X, ["epsilon", "gamma"], score="logit")
+    fig = plot.flip_curves(comp)
+    (ax,) = fig.axes
+    lines = ax.get_lines()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    expect = [comp.morf[k] for k in comp.labels] + [comp.lerf[k] for k in comp.labels] + [
+        comp.random[comp.labels[0]]]
+    assert len(lines) == len(expect) == 5
+    for line, r, text in zip(lines, expect, legend):
+        mean = [sum(r.curves[:, t]) / len(r.curves) for t in range(r.curves.shape[1])]
+        np.testing.assert_allclose(line.get_ydata(), mean, rtol=1e-12)
+        assert f"AOPC {np.mean(r.aopc):.3g}" in text
+    assert comp.best in ax.get_title() and "logit" in ax.get_ylabel()
+    one = lf.evaluate.pixel_flipping(net, X, lf.explain_batch(net, X), order="lerf")
+    line = plot.flip_curves(one).axes[0].get_lines()[0]
+    np.testing.assert_allclose(line.get_ydata(), one.curves.mean(axis=0))
+    assert line.get_linestyle() == "--"
+
+
 # ---------------------------------------------------------------------------
 # Files, threads, and a missing matplotlib
 # ---------------------------------------------------------------------------
@@ -611,14 +634,29 @@ def test_cli_demo_png(tmp_path):
     folder = tmp_path / "pictures" / "demo"                 # created, with its parent
     proc = run_cli("demo", "--png", folder)
     assert proc.returncode == 0, proc.stderr
-    for name in ("probe1.png", "probe2.png", "rule_contrast.png"):
+    for name in ("probe1.png", "probe2.png", "rule_contrast.png", "flip_curves.png"):
         assert read_png(folder / name).shape[0] > 100
-        assert name in proc.stdout
-    assert max(len(line) for line in proc.stdout.splitlines()[-2:]) <= 100 + len(str(folder))
+        assert name in proc.stdout.splitlines()[-1]
+    assert proc.stdout.splitlines()[-2] == f"pictures written to {folder}:"
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 100
+
+
+def test_cli_evaluate_png(saved, tmp_path):
+    X = lf.datasets.blobs(6, 0.1, seed=3)[0]
+    np.save(tmp_path / "data.npy", X)
+    out = tmp_path / "flip.png"
+    proc = run_cli("evaluate", saved.dir / "m.npz", tmp_path / "data.npy", "--rules",
+                   "epsilon,gamma", "--png", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "MoRF AOPC" in proc.stdout
+    assert read_png(out).shape[1] > 300
 
 
 def test_cli_png_without_matplotlib_fails_first_in_one_line(saved, tmp_path):
+    np.save(tmp_path / "data.npy", lf.datasets.blobs(4, 0.1, seed=3)[0])
     for args in (("explain", saved.dir / "m.npz", saved.dir / "p.npy", "--png",
+                  tmp_path / "x.png"),
+                 ("evaluate", saved.dir / "m.npz", tmp_path / "data.npy", "--png",
                   tmp_path / "x.png"),
                  ("demo", "--png", tmp_path / "d")):
         proc = run_cli(*args, block_matplotlib=True)
@@ -661,4 +699,4 @@ def test_any_rank_networks():
                                mean_abs.ravel()[order], rtol=1e-12)
     tuples = [(i, j, k, m) for i in range(2) for j in range(2) for k in range(2)
               for m in range(3)]
-    assert ytick_texts(fig.axes[0]) == [str(tuples[f]) for f in order]
+    assert ytick_texts(fig.axes[0]) == ["[" + ", ".join(map(str, tuples[f])) + "]" for f in order]
