@@ -185,7 +185,7 @@ def _top_order(values, top):
 
 
 def _position_names(shape, feature_names):
-    """One label per flat position: the feature names, ``feature i`` or an index tuple."""
+    """One label per flat position: the feature names, ``feature i`` or ``[i, j, ...]``."""
     if feature_names is not None:
         return feature_names
     n = math.prod(shape)
