@@ -665,7 +665,7 @@ def _flip_items(results):
     return [(str(lab), r, str(getattr(r, "order", "morf"))) for lab, r in pairs]
 
 
-def flip_curves(results, *, ax=None, fig=None):
+def flip_curves(results, ax=None, *, fig=None):
     """Mean pixel-flipping curves per rule, with the mean AOPC in the legend.
 
     Parameters
