@@ -11,9 +11,14 @@ NETS = {
     "mlp-784-1024-1024-10": ((784,), [1024, 1024], 10),
     "wide-4096-4096-10": ((4096,), [4096], 10),
 }
-RULES = ["epsilon", "gamma", "alpha-beta"]
+RULES = ["epsilon", "gamma", "alpha-beta", "z-plus", "w-square", "flat",
+         "gamma-generalized"]
 DTYPES = ["float32", "float64"]
 BATCH = 1024
+
+# rule -> (forward, backward) matrix products per dense layer (see matmul_floor)
+FLOOR = {"epsilon": (1, 1), "gamma": (2, 1), "alpha-beta": (2, 2), "z-plus": (2, 1),
+         "w-square": (1, 1), "flat": (1, 0), "gamma-generalized": (3, 2)}
 
 _cache = {}
 
@@ -60,11 +65,14 @@ def torch_model(net):
 def matmul_floor(net, rule, X):
     """The matrix products a rule needs for a batch, as plain NumPy matmuls.
 
-    Per dense layer, forward ``A @ W`` plus backward ``S @ W.T``: epsilon
-    1 + 1, gamma 2 + 1 (``A @ W'``), alpha-beta 3 + 2 for non-negative inputs
-    (``A @ W+``, ``A @ W-``; ``QP @ W+.T``, ``QN @ W-.T``).
+    Per dense layer, forward ``A @ W`` plus backward ``S @ W.T``, for
+    non-negative inputs: epsilon 1 + 1; gamma 2 + 1 (``A @ W'``); alpha-beta
+    2 + 2 (``P = A @ W+``, and ``N = s - P`` from the forward product ``s``;
+    ``QP @ W+.T``, ``QN @ W-.T``); z-plus 2 + 1; w-square 1 + 1 (``W²`` and
+    its column sums cached); flat 1 + 0; gamma-generalized 3 + 2 (``P``,
+    ``N``; two backward products).
     """
-    counts = {"epsilon": (1, 1), "gamma": (2, 1), "alpha-beta": (3, 2)}[rule]
+    counts = FLOOR[rule]
     rng = np.random.default_rng(3)
     B = X.shape[0]
     shapes = [(layer.n_in, layer.n_out) for layer in net.dense_layers]

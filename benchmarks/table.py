@@ -9,7 +9,9 @@ the PyTorch peers, each in its own process) are merged group by group.
 One row per group (network x rule x mode x dtype): the medians of lrpfast and
 of each other contender, and the ratios (contender median / lrpfast median;
 for ``matmul-floor`` and ``forward-floor``, the bare forwards that bound
-pixel flipping, it is lrpfast / floor, the factor above the floor).
+pixel flipping, it is lrpfast / floor, the factor above the floor), and
+"÷ epsilon": lrpfast's median over lrpfast's epsilon median in the same
+network, mode and dtype (the cost of the rule against the cheapest one).
 """
 
 import json
@@ -45,8 +47,8 @@ def ms(t):
 def table(groups):
     """Ratios first: how many times faster lrpfast is, then its own median."""
     lines = ["| network, rule, mode, dtype | × reference | × zennit | × captum "
-             "| ÷ matmul floor | lrpfast median |",
-             "|---|---|---|---|---|---|"]
+             "| ÷ matmul floor | ÷ epsilon | lrpfast median |",
+             "|---|---|---|---|---|---|---|"]
     for group in sorted(groups, key=_order):
         g = groups[group]
         if "lrpfast" not in g:
@@ -57,15 +59,19 @@ def table(groups):
             return f"{g[name] / ours:.1f}x" if name in g else "–"
         floor = next((f"{ours / g[f]:.2f}" for f in ("matmul-floor", "forward-floor")
                       if f in g), "–")
+        net, rule, mode, dtype = group.split()
+        eps = groups.get(f"{net} epsilon {mode} {dtype}", {}).get("lrpfast")
+        vs_eps = f"{ours / eps:.2f}" if eps and rule != "epsilon" else "–"
         lines.append(f"| {group} | {ratio('reference')} | {ratio('zennit')} "
-                     f"| {ratio('captum')} | {floor} | {ms(ours)} |")
+                     f"| {ratio('captum')} | {floor} | {vs_eps} | {ms(ours)} |")
     return "\n".join(lines)
 
 
 def _order(group):
     net, rule, mode, dtype = group.split()
     nets = ["seed-36-16-12-2", "mlp-784-1024-1024-10", "wide-4096-4096-10"]
-    rules = ["epsilon", "gamma", "alpha-beta"]
+    rules = ["epsilon", "gamma", "alpha-beta", "z-plus", "w-square", "flat",
+             "gamma-generalized"]
     return (dtype, mode.startswith("batch"), nets.index(net) if net in nets else 9,
             rules.index(rule) if rule in rules else 9)
 

@@ -50,7 +50,11 @@ def _zennit_attributor(model, rule):
     import torch
     r = {"epsilon": lambda: zr.Epsilon(1e-2, zero_params="bias"),
          "gamma": lambda: zr.Gamma(0.25, stabilizer=1e-2, zero_params="bias"),
-         "alpha-beta": lambda: zr.AlphaBeta(2.0, 1.0, zero_params="bias")}[rule]()
+         "gamma-generalized": lambda: zr.Gamma(0.25, stabilizer=1e-2, zero_params="bias"),
+         "alpha-beta": lambda: zr.AlphaBeta(2.0, 1.0, zero_params="bias"),
+         "z-plus": lambda: zr.ZPlus(zero_params="bias"),
+         "w-square": lambda: zr.WSquare(zero_params="bias"),
+         "flat": lambda: zr.Flat()}[rule]()
     return Gradient(model=model, composite=LayerMapComposite([(torch.nn.Linear, r)]))
 
 
@@ -63,8 +67,8 @@ def _torch_peer(peer, net, rule, X):
         pytest.importorskip("captum")
         from captum.attr import LRP
         from captum.attr._utils.lrp_rules import EpsilonRule, GammaRule
-        if rule == "alpha-beta":
-            pytest.skip("captum has only alpha=1, beta=0")
+        if rule not in ("epsilon", "gamma"):
+            pytest.skip("captum has epsilon, gamma and alpha=1 only")
         for mod in model:
             if isinstance(mod, torch.nn.Linear):
                 mod.rule = EpsilonRule(1e-2) if rule == "epsilon" else GammaRule(0.25)

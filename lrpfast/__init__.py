@@ -42,14 +42,20 @@ from .layers import (Activation, Affine, Dense, Dropout, Flatten, Identity, Laye
 from .network import Network, load
 from .report import lrp_report
 from .train import train
-from . import datasets, evaluate, plot  # plot imports matplotlib only when it draws
-from .rules import AlphaBeta, Epsilon, Gamma, Rule
+from . import datasets
+from . import evaluate
+from . import plot  # imports matplotlib only when it draws
+from .rules import (AlphaBeta, Epsilon, Flat, Gamma, GeneralizedGamma, Rule, WSquare, ZBox,
+                    ZPlus)
+from .composites import Composite, composite
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Activation", "Affine", "AlphaBeta", "BatchExplanation", "Boundary", "Dense", "Dropout",
-    "Epsilon", "Explanation", "Flatten", "Gamma", "Identity", "Layer", "LayerNorm",
+    "Activation", "Affine", "AlphaBeta", "BatchExplanation", "Boundary", "Composite",
+    "Dense", "Dropout", "Epsilon", "Explanation", "Flat", "Flatten", "Gamma",
+    "GeneralizedGamma", "Identity", "WSquare", "ZBox", "ZPlus", "composite", "Layer",
+    "LayerNorm",
     "Network", "ReLU", "Rule", "Sigmoid", "SoftMax", "Tanh", "explain",
     "datasets", "evaluate", "explain_batch", "from_keras", "from_onnx", "from_sklearn",
     "from_torch", "load", "lrp_report", "plot", "train", "__version__",

@@ -13,7 +13,7 @@ cdef void _eps_q_row(const floating* s, const floating* b, Py_ssize_t m, double 
                      floating* st, double* shares) noexcept nogil
 
 cdef void _ab_q_row(const floating* P, const floating* N, const floating* b,
-                    Py_ssize_t m, double alpha, double beta, bint absorb,
+                    Py_ssize_t m, double alpha, double beta, double eps, bint absorb,
                     const floating* R, floating* qp, floating* qn,
                     double* shares) noexcept nogil
 

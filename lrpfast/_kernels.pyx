@@ -12,6 +12,14 @@ upper relevance ``R`` (m):
   ``N_j = sum_i min(c_ij, 0)`` (+ min(b_j, 0)),
   ``R_i = sum_j R_j (alpha max(c_ij,0)/P_j - beta min(c_ij,0)/N_j)``; a zero
   denominator gives a zero term and, when ``R_j != 0``, a degenerate neuron.
+  An optional stabiliser eps is added to P and N with their signs.  z-plus is
+  alpha = 1, beta = 0.
+* generalised gamma: ``z_j = s_j + b_j`` picks ``n_ij = c_ij + gamma*max(c_ij, 0)``
+  (z_j > 0) or ``c_ij + gamma*min(c_ij, 0)`` (z_j < 0), ``D_j = sum_i n_ij``
+  (+ b_j + gamma*b+-_j), ``R_i = sum_j n_ij R_j / (D_j + eps*sgn(D_j))``.
+* w-square: ``R_i = sum_j W_ij^2 R_j / (d_j + eps)``, ``d_j = sum_i W_ij^2`` (+ b_j^2).
+* flat: ``R_i = sum_j R_j / n``.
+* z-box: ``c_ij = a_i W_ij - l_i W+_ij - h_i W-_ij``, the epsilon rule on c.
 
 Every kernel is a plain loop over ``a_i * w_ij`` that never builds an n x m
 array; helpers are ``noexcept nogil`` and nothing raises inside them.  Inputs
@@ -40,12 +48,17 @@ cdef enum:
     PREP_NONE = 0    # epsilon: s = a @ W is all it needs
     PREP_GAMMA = 1   # gamma: s1 = a @ W'
     PREP_AB = 2      # alpha-beta: s1 = P, s2 = N
+    PREP_P = 3       # z-plus, generalised gamma: s1 = P (N = s - P where needed)
 
 # Rule codes (rules.CODE_*).
 cdef enum:
     RULE_NONE = -1
-    RULE_EPSILON = 0
-    RULE_ALPHA_BETA = 1
+    RULE_EPSILON = 0        # epsilon, gamma: p1 = eps, p2 = gamma
+    RULE_ALPHA_BETA = 1     # alpha-beta, z-plus: p1 = alpha, p2 = beta, p3 = eps
+    RULE_GAMMA_GEN = 2      # generalised gamma: p1 = eps, p2 = gamma
+    RULE_WSQUARE = 3        # p1 = eps; aux1 = sum_i W_ij^2 (+ b_j^2 with absorb)
+    RULE_FLAT = 4
+    RULE_ZBOX = 5           # p1 = eps; aux1 = l @ W+ + h @ W-, aux2 = l, aux3 = h
 
 # Layer operations of a Plan.
 cdef enum:
@@ -134,8 +147,9 @@ cdef void _dense_forward(const floating* a, const floating* W, const floating* b
     W is n x m with rows ``ld`` apart (ld = m, or more for a block of columns).
     PREP_GAMMA: s1 = a @ W' with W' = W + gam*max(W, 0).
     PREP_AB:    s1 = sum_i max(a_i W_ij, 0) (P), s2 = sum_i min(a_i W_ij, 0) (N).
+    PREP_P:     s1 = P only.
     Rows with a_i == 0 (common after a ReLU) contribute nothing and are
-    skipped; for epsilon and gamma the others are taken four at a time, so
+    skipped; except for alpha-beta the others are taken four at a time, so
     each s_j is loaded and stored once per four rows (the loop is bound by
     those stores).
     """
@@ -183,6 +197,14 @@ cdef void _dense_forward(const floating* a, const floating* W, const floating* b
                     s[j] += (a0 * w0 + a1 * w1) + (a2 * w2 + a3 * w3)
                     s1[j] += ((a0 * (w0 + g * _pos(w0)) + a1 * (w1 + g * _pos(w1)))
                               + (a2 * (w2 + g * _pos(w2)) + a3 * (w3 + g * _pos(w3))))
+            else:       # PREP_P: the same association for s and P, so a column
+                for j in range(m):      # with no negative c_ij has s - P == 0 exactly
+                    c0 = a0 * r0[j]
+                    c1 = a1 * r1[j]
+                    c2 = a2 * r2[j]
+                    c3 = a3 * r3[j]
+                    s[j] += (c0 + c1) + (c2 + c3)
+                    s1[j] += (_pos(c0) + _pos(c1)) + (_pos(c2) + _pos(c3))
         t = 0 if prep == PREP_AB else nz - nz % 4
     else:              # no memory for the row list: every row, one at a time
         t = 0
@@ -200,6 +222,11 @@ cdef void _dense_forward(const floating* a, const floating* W, const floating* b
                 w0 = r0[j]
                 s[j] += a0 * w0
                 s1[j] += a0 * (w0 + g * _pos(w0))       # s1 += a_i * W'[i, :]
+        elif prep == PREP_P:
+            for j in range(m):
+                c0 = a0 * r0[j]
+                s[j] += c0
+                s1[j] += _pos(c0)                       # P += max(c, 0)
         else:
             for j in range(m):
                 c0 = a0 * r0[j]
@@ -301,7 +328,7 @@ cdef void _eps_q_row(const floating* s, const floating* b, Py_ssize_t m, double 
 
 
 cdef void _ab_q_row(const floating* P, const floating* N, const floating* b,
-                    Py_ssize_t m, double alpha, double beta, bint absorb,
+                    Py_ssize_t m, double alpha, double beta, double eps, bint absorb,
                     const floating* R, floating* qp, floating* qn,
                     double* shares) noexcept nogil:
     """qp_j = alpha R_j / P_j and qn_j = -beta R_j / N_j (0 where the denominator is 0).
@@ -315,20 +342,27 @@ cdef void _ab_q_row(const floating* P, const floating* N, const floating* b,
     loop branches predictably.
     """
     cdef Py_ssize_t j, k, m8 = m - m % 8
-    cdef floating a = <floating>alpha, bt = <floating>beta
+    cdef floating a = <floating>alpha, bt = <floating>beta, e = <floating>eps
     cdef floating fa = 1 if absorb else 0
     cdef floating one = 1, zero = 0          # typed: a bare 1.0 would be a double
     cdef floating p, nn, bp, okp, okn
     cdef floating zeros[8]
-    cdef double rj, deg_sh = 0.0, n_deg = 0.0
+    cdef double rj, deg_sh = 0.0, n_deg = 0.0, st = 0.0
+    # eps*sgn(.) is a signed zero when eps == 0, so p + it is p exactly
     for j in range(m):
         bp = fa * _pos(b[j])
         p = P[j] + bp
         nn = N[j] + (fa * b[j] - bp)
         okp = (p != zero)
         okn = (nn != zero)
-        qp[j] = okp * (a * R[j] / (p + (one - okp)))          # 0 where P_j == 0
-        qn[j] = -(okn * (bt * R[j] / (nn + (one - okn))))     # 0 where N_j == 0
+        qp[j] = okp * (a * R[j] / ((p + _sgn_eps(e, p)) + (one - okp)))      # 0 where P_j == 0
+        qn[j] = -(okn * (bt * R[j] / ((nn + _sgn_eps(e, nn)) + (one - okn))))  # 0 where N_j == 0
+    if eps != 0:
+        # stabiliser share: sum_j eps*sgn(P_j) qp_j + eps*sgn(N_j) qn_j
+        for j in range(m):
+            bp = fa * _pos(b[j])
+            st += _sgn_eps(e, P[j] + bp) * qp[j] + _sgn_eps(e, N[j] + (fa * b[j] - bp)) * qn[j]
+        shares[1] += st
     if absorb:
         # sum_j max(b_j, 0) qp_j + min(b_j, 0) qn_j  (qn negated: -beta R/N b-)
         shares[0] += _row_split_dot(b, qp, qn, m)
@@ -357,6 +391,137 @@ cdef void _ab_q_row(const floating* P, const floating* N, const floating* b,
             deg_sh += rj * (1.0 - (alpha if p != 0 else 0.0) + (beta if nn != 0 else 0.0))
     shares[2] += deg_sh
     shares[3] += n_deg
+
+
+cdef void _gg_q_row(const floating* s, const floating* P, const floating* N,
+                    const floating* b, Py_ssize_t m, double gam, double eps, bint absorb,
+                    const floating* R, floating* qp, floating* qn,
+                    double* shares) noexcept nogil:
+    """Generalised gamma: q_j = R_j / (D_j + eps*sgn(D_j)); qp = q (1 + gamma [z_j > 0]),
+    qn = q (1 + gamma [z_j < 0]) multiply max(c, 0) and min(c, 0).
+
+    z_j = s_j + b_j (with the bias in both modes) picks the case; z_j == 0
+    passes nothing (a degenerate neuron when R_j != 0).
+    """
+    cdef Py_ssize_t j
+    cdef floating g = <floating>gam, e = <floating>eps
+    cdef floating z, bj, bb, d, t, q, fp, fn
+    cdef double bias_sh = 0.0, st_sh = 0.0, deg_sh = 0.0, n_deg = 0.0
+    for j in range(m):
+        bj = b[j]
+        z = s[j] + bj
+        fp = 1 if z > 0 else 0
+        fn = 1 if z < 0 else 0
+        bb = fp * (bj + g * _pos(bj)) + fn * (bj + g * (bj - _pos(bj)))   # b + gamma b+-
+        d = s[j] + g * (fp * P[j] + fn * N[j])
+        if absorb:
+            d = d + bb
+        t = _sgn_eps(e, d)
+        if fp + fn == 0:
+            q = 0
+            if R[j] != 0:
+                n_deg += 1
+                deg_sh += R[j]
+        else:
+            q = R[j] / (d + t)
+        qp[j] = q * (1 + g * fp)
+        qn[j] = q * (1 + g * fn)
+        if absorb:
+            bias_sh += bb * q
+        st_sh += t * q
+    shares[0] += bias_sh
+    shares[1] += st_sh
+    shares[2] += deg_sh
+    shares[3] += n_deg
+
+
+cdef void _wsq_q_row(const floating* d, const floating* b, Py_ssize_t m, double eps,
+                     bint absorb, const floating* R, floating* q,
+                     double* shares) noexcept nogil:
+    """w-square: q_j = R_j / (d_j + eps) (d_j = sum_i W_ij^2, + b_j^2 with absorb)."""
+    cdef Py_ssize_t j
+    cdef floating e = <floating>eps
+    cdef double bias_sh = 0.0, st_sh = 0.0
+    for j in range(m):
+        q[j] = R[j] / (d[j] + e)
+        st_sh += q[j]
+        if absorb:
+            bias_sh += b[j] * b[j] * q[j]
+    shares[0] += bias_sh
+    shares[1] += eps * st_sh
+
+
+cdef inline floating _row_dot_sq(const floating* w, const floating* q,
+                                 Py_ssize_t m) noexcept nogil:
+    """sum_j w_j^2 q_j   ((W^2)[i, :] @ q)."""
+    cdef floating acc[8]
+    cdef floating x
+    cdef Py_ssize_t j, k, m8 = m - m % 8
+    for k in range(8):
+        acc[k] = 0
+    for j in range(0, m8, 8):
+        for k in range(8):
+            x = w[j + k]
+            acc[k] += x * x * q[j + k]
+    for j in range(m8, m):
+        x = w[j]
+        acc[0] += x * x * q[j]
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
+cdef inline void _row_pos_neg(const floating* w, const floating* q, Py_ssize_t m,
+                              floating* up, floating* dn) noexcept nogil:
+    """up = sum_j max(w_j, 0) q_j, dn = sum_j min(w_j, 0) q_j."""
+    cdef floating accp[8]
+    cdef floating accn[8]
+    cdef floating x, xp
+    cdef Py_ssize_t j, k, m8 = m - m % 8
+    for k in range(8):
+        accp[k] = 0
+        accn[k] = 0
+    for j in range(0, m8, 8):
+        for k in range(8):
+            x = w[j + k]
+            xp = _pos(x)
+            accp[k] += xp * q[j + k]
+            accn[k] += (x - xp) * q[j + k]
+    for j in range(m8, m):
+        x = w[j]
+        xp = _pos(x)
+        accp[0] += xp * q[j]
+        accn[0] += (x - xp) * q[j]
+    up[0] = ((accp[0] + accp[1]) + (accp[2] + accp[3])) + \
+        ((accp[4] + accp[5]) + (accp[6] + accp[7]))
+    dn[0] = ((accn[0] + accn[1]) + (accn[2] + accn[3])) + \
+        ((accn[4] + accn[5]) + (accn[6] + accn[7]))
+
+
+cdef void _wsq_backward(const floating* W, Py_ssize_t n, Py_ssize_t m,
+                        const floating* q, floating* Rin) noexcept nogil:
+    """R_in_i = sum_j W_ij^2 q_j   (R_in = q @ (W^2).T)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        Rin[i] = _row_dot_sq(W + i * m, q, m)
+
+
+cdef void _zbox_backward(const floating* a, const floating* lo, const floating* hi,
+                         const floating* W, Py_ssize_t n, Py_ssize_t m,
+                         const floating* q, floating* Rin) noexcept nogil:
+    """R_in_i = (a_i - l_i) sum_j W+_ij q_j + (a_i - h_i) sum_j W-_ij q_j."""
+    cdef Py_ssize_t i
+    cdef floating up, dn
+    for i in range(n):
+        _row_pos_neg(W + i * m, q, m, &up, &dn)
+        Rin[i] = (a[i] - lo[i]) * up + (a[i] - hi[i]) * dn
+
+
+cdef void _flat_backward(const floating* R, Py_ssize_t n, Py_ssize_t m,
+                         floating* Rin) noexcept nogil:
+    """R_in_i = sum_j R_j / n."""
+    cdef Py_ssize_t i
+    cdef floating v = <floating>(_sum(R, m) / n)
+    for i in range(n):
+        Rin[i] = v
 
 
 cdef void _eps_backward(const floating* a, const floating* W, Py_ssize_t n,
@@ -415,8 +580,14 @@ cdef void _dense_forward_par(const floating* a, const floating* W, const floatin
 
 cdef void _backward_par(int code, const floating* a, const floating* W, Py_ssize_t n,
                         Py_ssize_t m, double gam, const floating* q1,
-                        const floating* q2, floating* Rin, int nt) noexcept nogil:
-    """_eps_backward / _ab_backward with the rows split between ``nt`` threads."""
+                        const floating* q2, const floating* lo, const floating* hi,
+                        floating* Rin, int nt) noexcept nogil:
+    """The backward sum of rule ``code`` with the rows split between ``nt`` threads.
+
+    RULE_EPSILON: _eps_backward(q1); RULE_ALPHA_BETA (and RULE_GAMMA_GEN):
+    _ab_backward(q1, q2); RULE_WSQUARE: _wsq_backward(q1); RULE_ZBOX:
+    _zbox_backward(lo, hi, q1).
+    """
     cdef Py_ssize_t t, i0, i1, blk
     if nt <= 1 or n * m < PAR_MIN_WEIGHTS or n < 8 * nt:
         nt = 1
@@ -425,8 +596,13 @@ cdef void _backward_par(int code, const floating* a, const floating* W, Py_ssize
         i0 = t * blk
         i1 = min(n, i0 + blk)
         if i0 < i1:
-            if code == RULE_ALPHA_BETA:
+            if code == RULE_ALPHA_BETA or code == RULE_GAMMA_GEN:
                 _ab_backward(a + i0, W + i0 * m, i1 - i0, m, q1, q2, Rin + i0)
+            elif code == RULE_WSQUARE:
+                _wsq_backward(W + i0 * m, i1 - i0, m, q1, Rin + i0)
+            elif code == RULE_ZBOX:
+                _zbox_backward(a + i0, lo + i0, hi + i0, W + i0 * m, i1 - i0, m, q1,
+                               Rin + i0)
             else:
                 _eps_backward(a + i0, W + i0 * m, i1 - i0, m, gam, q1, Rin + i0)
 
@@ -449,16 +625,34 @@ def dense_forward(const floating[::1] a, const floating[:, ::1] W,
 def dense_backward(const floating[::1] a, const floating[:, ::1] W,
                    const floating[::1] b, const floating[::1] z,
                    const floating[::1] R, int code, double p1, double p2,
-                   bint absorb, floating[::1] R_in):
+                   bint absorb, floating[::1] R_in, double p3=0.0, aux1=None, aux2=None,
+                   aux3=None):
     """One dense boundary for one probe; returns the shares tuple.
 
-    code 0 (epsilon/gamma): p1 = eps, p2 = gamma.  code 1 (alpha-beta):
-    p1 = alpha, p2 = beta.  ``z`` is the pre-activation ``a @ W + b``; the
-    bias-free sums the rules need are recomputed from ``a`` and ``W``.
+    ``code``, ``p1``, ``p2``, ``p3``: ``rules.Rule.kernel_args()`` (epsilon/gamma:
+    eps, gamma; alpha-beta: alpha, beta, eps; generalised gamma: eps, gamma;
+    w-square, z-box: eps).  ``aux1..3``: ``Rule.plan_aux()`` (w-square: the
+    denominators; z-box: the offsets, low and high).  ``z`` is the
+    pre-activation ``a @ W + b``; the bias-free sums the rules need are
+    recomputed from ``a`` and ``W``.
     """
-    cdef Py_ssize_t n = W.shape[0], m = W.shape[1]
+    cdef Py_ssize_t n = W.shape[0], m = W.shape[1], j
     cdef double shares[4]
     cdef int t
+    cdef const floating[::1] x1
+    cdef const floating[::1] x2
+    cdef const floating[::1] x3
+    cdef const floating* px1 = NULL
+    cdef const floating* px2 = NULL
+    cdef const floating* px3 = NULL
+    if aux1 is not None:
+        x1 = aux1
+        px1 = &x1[0]
+    if aux2 is not None:
+        x2 = aux2
+        x3 = aux3
+        px2 = &x2[0]
+        px3 = &x3[0]
     for t in range(4):
         shares[t] = 0.0
     cdef floating* buf = <floating*>malloc(5 * m * sizeof(floating))
@@ -471,11 +665,31 @@ def dense_backward(const floating[::1] a, const floating[:, ::1] W,
     cdef floating* q2 = buf + 4 * m
     try:
         with nogil:
-            if code == RULE_ALPHA_BETA:
-                _dense_forward(&a[0], &W[0, 0], &b[0], n, m, m, ACT_LINEAR, PREP_AB,
+            if code == RULE_ALPHA_BETA or code == RULE_GAMMA_GEN:
+                # as in explain_single (Plan): PREP_P for z-plus and gamma-gen
+                _dense_forward(&a[0], &W[0, 0], &b[0], n, m, m, ACT_LINEAR,
+                               PREP_AB if code == RULE_ALPHA_BETA and p2 != 0 else PREP_P,
                                0.0, s, q1, s1, s2)
-                _ab_q_row(s1, s2, &b[0], m, p1, p2, absorb, &R[0], q1, q2, shares)
+                if code == RULE_ALPHA_BETA:
+                    _ab_q_row(s1, s2 if p2 != 0 else s1, &b[0], m, p1, p2, p3, absorb,
+                              &R[0], q1, q2, shares)
+                else:
+                    for j in range(m):
+                        s2[j] = s[j] - s1[j]                # N = s - P
+                    _gg_q_row(s, s1, s2, &b[0], m, p2, p1, absorb, &R[0], q1, q2, shares)
                 _ab_backward(&a[0], &W[0, 0], n, m, q1, q2, &R_in[0])
+            elif code == RULE_WSQUARE:
+                _wsq_q_row(px1, &b[0], m, p1, absorb, &R[0], q1, shares)
+                _wsq_backward(&W[0, 0], n, m, q1, &R_in[0])
+            elif code == RULE_FLAT:
+                _flat_backward(&R[0], n, m, &R_in[0])
+            elif code == RULE_ZBOX:
+                _dense_forward(&a[0], &W[0, 0], &b[0], n, m, m, ACT_LINEAR, PREP_NONE,
+                               0.0, s, q1, s1, s2)
+                for j in range(m):
+                    s[j] = s[j] - px1[j]                # d = s - l @ W+ - h @ W-
+                _eps_q_row(s, &b[0], m, p1, 0.0, False, &R[0], q1, q2, shares)
+                _zbox_backward(&a[0], px2, px3, &W[0, 0], n, m, q1, &R_in[0])
             else:
                 _dense_forward(&a[0], &W[0, 0], &b[0], n, m, m, ACT_LINEAR,
                                PREP_GAMMA if p2 != 0 else PREP_NONE, p2, s, q1, s1, s2)
@@ -508,12 +722,24 @@ def epsilon_q(const floating[:, ::1] S, const floating[::1] b,
 def alpha_beta_q(const floating[:, ::1] P, const floating[:, ::1] N,
                  const floating[::1] b, const floating[:, ::1] R, double alpha,
                  double beta, bint absorb, floating[:, ::1] QP, floating[:, ::1] QN,
-                 double[:, ::1] shares, int n_threads=1):
-    """QP = alpha R / P, QN = -beta R / N (0 on zero denominators), row by row."""
+                 double[:, ::1] shares, int n_threads=1, double eps=0.0):
+    """QP = alpha R / (P + eps), QN = -beta R / (N - eps) (0 on zero P, N), row by row."""
     cdef Py_ssize_t r, B = P.shape[0], m = P.shape[1]
     for r in prange(B, nogil=True, schedule="static", num_threads=n_threads):
-        _ab_q_row(&P[r, 0], &N[r, 0], &b[0], m, alpha, beta, absorb, &R[r, 0],
+        _ab_q_row(&P[r, 0], &N[r, 0], &b[0], m, alpha, beta, eps, absorb, &R[r, 0],
                   &QP[r, 0], &QN[r, 0], &shares[r, 0])
+
+
+def gamma_gen_q(const floating[:, ::1] S, const floating[:, ::1] P,
+                const floating[:, ::1] N, const floating[::1] b,
+                const floating[:, ::1] R, double gam, double eps, bint absorb,
+                floating[:, ::1] QP, floating[:, ::1] QN, double[:, ::1] shares):
+    """Generalised gamma, row by row: QP, QN multiply max(c, 0), min(c, 0) (_gg_q_row)."""
+    cdef Py_ssize_t r, B = P.shape[0], m = P.shape[1]
+    with nogil:
+        for r in range(B):
+            _gg_q_row(&S[r, 0], &P[r, 0], &N[r, 0], &b[0], m, gam, eps, absorb,
+                      &R[r, 0], &QP[r, 0], &QN[r, 0], &shares[r, 0])
 
 
 def row_sums(const floating[:, ::1] X, double[:] out):
@@ -549,10 +775,12 @@ cdef class Plan:
     Parameters
     ----------
     specs : list of tuple
-        Per layer ``(op, act, rule_code, p1, p2, n_in, n_out, W, b, ln_eps)``
-        with ``op``/``act``/``rule_code`` from ``OP_CODES``, ``ACT_CODES``,
-        ``rules.CODE_*`` (-1 for no rule); ``W``/``b`` the layer's
-        parameters (LayerNorm: gain and bias; Affine: scale and shift) or None.
+        Per layer ``(op, act, rule_code, p1, p2, p3, n_in, n_out, W, b, ln_eps,
+        aux1, aux2, aux3)`` with ``op``/``act``/``rule_code`` from
+        ``OP_CODES``, ``ACT_CODES``, ``rules.CODE_*`` (-1 for no rule);
+        ``W``/``b`` the layer's parameters (LayerNorm: gain and bias; Affine:
+        scale and shift) or None; ``aux*`` the rule's extra arrays
+        (``Rule.plan_aux``) or None.
     double : bool
         float64 (True) or float32 parameters.
     absorb : bool
@@ -572,12 +800,14 @@ cdef class Plan:
     cdef int* prep
     cdef double* p1
     cdef double* p2
+    cdef double* p3
     cdef double* ln_eps
     cdef Py_ssize_t* n_in
     cdef Py_ssize_t* n_out
     cdef Py_ssize_t* off      # per layer: offset of its scratch in the workspace
     cdef char** W
     cdef char** b
+    cdef char** aux           # 3 per layer
     cdef Py_ssize_t ws_size, max_width
     cdef list _keep
 
@@ -585,9 +815,9 @@ cdef class Plan:
         cdef int L = len(specs)
         self.n_layers = L
         self.op = <int*>malloc(4 * L * sizeof(int))
-        self.p1 = <double*>malloc(3 * L * sizeof(double))
+        self.p1 = <double*>malloc(4 * L * sizeof(double))
         self.n_in = <Py_ssize_t*>malloc(3 * L * sizeof(Py_ssize_t))
-        self.W = <char**>malloc(2 * L * sizeof(char*))
+        self.W = <char**>malloc(5 * L * sizeof(char*))
         if self.op == NULL or self.p1 == NULL or self.n_in == NULL or self.W == NULL:
             raise MemoryError()
         self.act = self.op + L
@@ -595,9 +825,11 @@ cdef class Plan:
         self.prep = self.op + 3 * L
         self.p2 = self.p1 + L
         self.ln_eps = self.p1 + 2 * L
+        self.p3 = self.p1 + 3 * L
         self.n_out = self.n_in + L
         self.off = self.n_in + 2 * L
         self.b = self.W + L
+        self.aux = self.W + 2 * L
         self.double = double
         self.absorb = absorb
         self.logit_layer = logit_layer
@@ -605,17 +837,21 @@ cdef class Plan:
         cdef Py_ssize_t ws = 0, width = 0
         cdef int k
         for k in range(L):
-            (op, act, code, p1, p2, n_in, n_out, W, b, ln_eps) = specs[k]
+            (op, act, code, p1, p2, p3, n_in, n_out, W, b, ln_eps,
+             aux1, aux2, aux3) = specs[k]
             self.op[k] = op
             self.act[k] = act
             self.code[k] = code
             self.p1[k] = p1
             self.p2[k] = p2
+            self.p3[k] = p3
             self.ln_eps[k] = ln_eps
             self.n_in[k] = n_in
             self.n_out[k] = n_out
             width = max(width, n_in, n_out)
-            if code == RULE_ALPHA_BETA:
+            if code == RULE_GAMMA_GEN or (code == RULE_ALPHA_BETA and p2 == 0):
+                self.prep[k] = PREP_P       # z-plus needs no N; gamma-gen: N = s - P
+            elif code == RULE_ALPHA_BETA:
                 self.prep[k] = PREP_AB
             elif code == RULE_EPSILON and p2 != 0:
                 self.prep[k] = PREP_GAMMA
@@ -623,6 +859,9 @@ cdef class Plan:
                 self.prep[k] = PREP_NONE
             self.W[k] = self._address(W)
             self.b[k] = self._address(b)
+            self.aux[3 * k] = self._address(aux1)
+            self.aux[3 * k + 1] = self._address(aux2)
+            self.aux[3 * k + 2] = self._address(aux3)
             self.off[k] = ws
             # output, plus for Dense: s and two rule side products
             if op == OP_DENSE:
@@ -705,19 +944,34 @@ cdef void _layer_forward(Plan plan, int k, const floating* a, floating* ws,
 
 def explain_single(Plan plan, const floating[::1] x, long forced,
                    floating[::1] relevance, floating[::1] output,
-                   double[:, ::1] stats, int n_threads=1):
+                   double[:, ::1] stats, int n_threads=1, seed=None, layer_rel=None):
     """Forward ``x`` once, seed ``R_c = logit_c``, and walk every boundary back.
 
     ``forced`` is the class to explain, or -1 for the argmax.  Fills
     ``relevance`` (input size), ``output`` (output size) and ``stats``
     (n_layers x 6: sum_in, sum_out and the four shares per layer).  Layers
     with many weights use ``n_threads`` OpenMP threads; the sums are the same
-    for any thread count.  Returns ``(class, logit, finite)``: ``finite`` is
-    False when the logit or any relevance overflowed (the caller raises).
+    for any thread count.  ``seed`` (output size), when given, is the top
+    relevance instead of the one-hot logit.  ``layer_rel``, when given
+    (sum of the layers' input sizes + output size), receives the relevance at
+    the input of every layer, input side first, then the top relevance.
+    Returns ``(class, logit, finite)``: ``finite`` is False when the logit or
+    any relevance overflowed (the caller raises).
     """
-    cdef int L = plan.n_layers, k
-    cdef Py_ssize_t i, n, m, cls = 0
+    cdef int L = plan.n_layers, k, code
+    cdef Py_ssize_t i, n, m, cls = 0, lr_off = 0
     cdef Py_ssize_t width = plan.max_width
+    cdef const floating[::1] seed_v
+    cdef floating[::1] lr_v
+    cdef bint has_seed = seed is not None, has_lr = layer_rel is not None
+    cdef floating* lr = NULL
+    if has_seed:
+        seed_v = seed
+    if has_lr:
+        lr_v = layer_rel
+        lr = &lr_v[0]
+        for k in range(L):
+            lr_off += plan.n_in[k]
     cdef floating* ws = <floating*>malloc((plan.ws_size + 4 * width) * sizeof(floating))
     cdef floating** acts = <floating**>malloc((L + 1) * sizeof(floating*))
     cdef floating* R
@@ -728,6 +982,8 @@ def explain_single(Plan plan, const floating[::1] x, long forced,
     cdef floating* lay
     cdef const floating* a
     cdef const floating* b
+    cdef const floating* W
+    cdef const floating* x1
     cdef double logit = 0.0
     cdef bint finite = True
     if ws == NULL or acts == NULL:
@@ -753,35 +1009,65 @@ def explain_single(Plan plan, const floating[::1] x, long forced,
                     if acts[L][i] > acts[L][cls]:
                         cls = i
             logit = acts[plan.logit_layer][cls]
-            for i in range(m):
-                R[i] = 0
-            R[cls] = <floating>logit
+            if has_seed:
+                for i in range(m):
+                    R[i] = seed_v[i]
+            else:
+                for i in range(m):
+                    R[i] = 0
+                R[cls] = <floating>logit
+            if has_lr:
+                for i in range(m):
+                    lr[lr_off + i] = R[i]
             for k in range(L - 1, -1, -1):
                 n = plan.n_in[k]
                 m = plan.n_out[k]
                 for i in range(2, N_STATS):
                     stats[k, i] = 0.0
                 stats[k, ST_SUM_OUT] = _sum(R, m)
-                if plan.op[k] == OP_DENSE and plan.code[k] != RULE_NONE:
+                code = plan.code[k]
+                if plan.op[k] == OP_DENSE and code != RULE_NONE:
                     a = acts[k]
                     b = <const floating*>plan.b[k]
+                    W = <const floating*>plan.W[k]
+                    x1 = <const floating*>plan.aux[3 * k]
                     lay = ws + plan.off[k]          # out | s | s1 | s2
-                    if plan.code[k] == RULE_ALPHA_BETA:
-                        _ab_q_row(lay + 2 * m, lay + 3 * m, b, m, plan.p1[k],
-                                  plan.p2[k], plan.absorb, R, q1, q2,
-                                  &stats[k, ST_SHARES])
-                        _backward_par(RULE_ALPHA_BETA, a, <const floating*>plan.W[k],
-                                      n, m, 0.0, q1, q2, Rin, n_threads)
-                    else:
+                    if code == RULE_ALPHA_BETA:
+                        # z-plus (beta = 0) reads no N: P stands in for it
+                        _ab_q_row(lay + 2 * m, lay + (3 if plan.p2[k] != 0 else 2) * m,
+                                  b, m, plan.p1[k], plan.p2[k], plan.p3[k], plan.absorb,
+                                  R, q1, q2, &stats[k, ST_SHARES])
+                    elif code == RULE_GAMMA_GEN:
+                        for i in range(m):
+                            lay[3 * m + i] = lay[m + i] - lay[2 * m + i]    # N = s - P
+                        _gg_q_row(lay + m, lay + 2 * m, lay + 3 * m, b, m, plan.p2[k],
+                                  plan.p1[k], plan.absorb, R, q1, q2, &stats[k, ST_SHARES])
+                    elif code == RULE_WSQUARE:
+                        _wsq_q_row(x1, b, m, plan.p1[k], plan.absorb, R, q1,
+                                   &stats[k, ST_SHARES])
+                    elif code == RULE_ZBOX:
+                        for i in range(m):
+                            Rin[i] = lay[m + i] - x1[i]     # d = s - l @ W+ - h @ W-
+                        _eps_q_row(Rin, b, m, plan.p1[k], 0.0, False, R, q1, q2,
+                                   &stats[k, ST_SHARES])
+                    elif code == RULE_EPSILON:
                         _eps_q_row(lay + 2 * m if plan.p2[k] != 0 else lay + m, b, m,
                                    plan.p1[k], plan.p2[k], plan.absorb, R, q1, q2,
                                    &stats[k, ST_SHARES])
-                        _backward_par(RULE_EPSILON, a, <const floating*>plan.W[k],
-                                      n, m, plan.p2[k], q1, q2, Rin, n_threads)
+                    if code == RULE_FLAT:
+                        _flat_backward(R, n, m, Rin)
+                    else:
+                        _backward_par(code, a, W, n, m, plan.p2[k], q1, q2,
+                                      <const floating*>plan.aux[3 * k + 1],
+                                      <const floating*>plan.aux[3 * k + 2], Rin, n_threads)
                     tmp = R
                     R = Rin
                     Rin = tmp
                 stats[k, ST_SUM_IN] = _sum(R, n)
+                if has_lr:
+                    lr_off -= n
+                    for i in range(n):
+                        lr[lr_off + i] = R[i]
                 # a NaN or Inf relevance makes its boundary's sum non-finite
                 finite = finite and isfinite(stats[k, ST_SUM_IN]) and \
                     isfinite(stats[k, ST_SUM_OUT])

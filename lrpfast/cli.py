@@ -7,8 +7,10 @@
     rules side by side.
 
 ``lrpfast explain MODEL PROBE.npy [--rule R] [--eps E] [--gamma G] [--alpha A]
-[--top-k K] [--class C] [--absorb-bias] [--png FILE]``
-    Print :func:`lrpfast.lrp_report` for a saved model and a probe.
+[--low L] [--high H] [--top-k K] [--class C] [--absorb-bias] [--png FILE]``
+    Print :func:`lrpfast.lrp_report` for a saved model and a probe.  ``--rule``
+    takes every rule name and composite; ``--low``/``--high`` are the z-box
+    bounds of ``z-box`` and ``epsilon-gamma-box``.
 
 ``lrpfast evaluate MODEL DATA.npy [--rules R1,R2] [--features-per-step K]
 [--region H W] [--baseline zero|mean|VALUE] [--score probability|logit] [--max-rows N]
@@ -45,7 +47,8 @@ from ._validation import check_class, check_int, check_real
 from .explain import explain, explain_batch
 from .layers import Dense, SoftMax
 from .network import Network, load
-from .rules import make_rule
+from .rules import NAMED, ZBox, make_rule
+from .composites import COMPOSITES, Composite, composite
 from .report import (RAMP, WIDTH, ascii_probe, bucket_map, check_conservation,
                      format_position, render_report, sign_map, top_positions)
 from .train import Trainer
@@ -451,6 +454,9 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(self.prog, message)
 
 
+_RULE_CHOICES = NAMED + ("z-box",) + tuple(COMPOSITES)
+
+
 def _build_parser():
     parser = _Parser(
         prog="lrpfast",
@@ -494,17 +500,23 @@ def _build_parser():
                "and exit with code 2.")
     ex.add_argument("model", metavar="MODEL", help="model file (.npz or .onnx)")
     ex.add_argument("probe", metavar="PROBE.npy", help="probe array (.npy)")
-    ex.add_argument("--rule", choices=("epsilon", "gamma", "alpha-beta"),
-                    default="epsilon", help="dense-layer rule (default: epsilon)")
+    ex.add_argument("--rule", choices=_RULE_CHOICES, default="epsilon", metavar="R",
+                    help="dense-layer rule: " + ", ".join(_RULE_CHOICES[:-len(COMPOSITES)])
+                    + " (z-box: on the first Dense layer, epsilon above), or a "
+                    "composite: " + ", ".join(COMPOSITES) + " (default: epsilon)")
     # None marks "not given": an option that the rule does not use is warned
     # about only when given; the rule defaults (RULE_DEFAULTS) fill in the rest.
     ex.add_argument("--eps", type=float, default=None, metavar="E",
-                    help="epsilon/gamma stabiliser, > 0 (default: 0.01)")
+                    help="stabiliser of epsilon, gamma, gamma-generalized, > 0 (default: 0.01)")
     ex.add_argument("--gamma", type=float, default=None, metavar="G",
-                    help="gamma of the gamma rule, >= 0 (default: 0.25)")
+                    help="gamma of gamma and gamma-generalized, >= 0 (default: 0.25)")
     ex.add_argument("--alpha", type=float, default=None, metavar="A",
                     help="alpha of the alpha-beta rule, >= 1; beta = alpha - 1 "
                          "(default: 2)")
+    ex.add_argument("--low", type=float, default=None, metavar="L",
+                    help="lower z-box bound of every input (z-box, epsilon-gamma-box)")
+    ex.add_argument("--high", type=float, default=None, metavar="H",
+                    help="upper z-box bound of every input (z-box, epsilon-gamma-box)")
     ex.add_argument("--top-k", type=int, default=8, metavar="K",
                     help="rows of the top-K table, >= 1 (default: 8)")
     ex.add_argument("--class", dest="forced_class", type=int, default=None,
@@ -693,19 +705,44 @@ def _cmd_explain(args):
     net = load_model(args.model)
     if args.forced_class is not None:
         check_class(args.forced_class, "--class", net.n_outputs)
+    rule = _cli_rule(args, net, params)
     probe = _load_probe(args.probe)
     _, single = net._as_batch(probe, "PROBE")
     if not single:
         raise ValueError(f"PROBE must hold one probe of shape {net.input_shape}, "
                          f"got a batch of shape {probe.shape}")
+    if isinstance(rule, Composite):     # --eps, --gamma, --alpha are in it already
+        params = {}
     print(lrp_report(net, probe, forced_class=args.forced_class, top_k=args.top_k,
-                     rule=args.rule, absorb_bias=args.absorb_bias, **params), end="")
+                     rule=rule, absorb_bias=args.absorb_bias, **params), end="")
     if args.png is not None:
         from . import plot
 
-        e = explain(net, probe, rule=args.rule, forced_class=args.forced_class,
+        e = explain(net, probe, rule=rule, forced_class=args.forced_class,
                     absorb_bias=args.absorb_bias, **params)
         plot.heatmap(e, probe=probe).savefig(args.png, dpi=100)
+
+
+def _cli_rule(args, net, params):
+    """The ``rule=`` of ``--rule`` with ``--low``/``--high`` (z-box bounds)."""
+    box = args.rule in ("z-box", "epsilon-gamma-box")
+    given = [o for o, v in (("--low", args.low), ("--high", args.high)) if v is not None]
+    if not box:
+        if given:
+            raise ValueError(f"{' and '.join(given)} apply only to --rule z-box and "
+                             f"epsilon-gamma-box, not {args.rule}")
+        return args.rule
+    missing = [o for o, v in (("--low", args.low), ("--high", args.high)) if v is None]
+    if missing:
+        raise ValueError(f"--rule {args.rule} needs the z-box bounds "
+                         f"{' and '.join(missing)}")
+    check_real(args.low, "--low")
+    check_real(args.high, "--high")
+    if not args.low < args.high:
+        raise ValueError(f"--low must be < --high, got {args.low:g} and {args.high:g}")
+    if args.rule == "epsilon-gamma-box":
+        return composite(args.rule, low=args.low, high=args.high, **params)
+    return [ZBox(args.low, args.high)] + ["epsilon"] * (net._n_dense - 1)
 
 
 _COMMANDS = {"demo": _cmd_demo, "explain": _cmd_explain, "evaluate": _cmd_evaluate}

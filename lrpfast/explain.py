@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import reference
-from ._validation import check_choice, check_class, check_int
+from ._validation import as_float_array, check_choice, check_class, check_int
 from .layers import ACT_CODES, ACTIVATIONS
 from .network import Network
 from ._dispatch import kernels as _kernels
-from .rules import CODE_ALPHA_BETA, resolve_rules
+from .rules import resolve_rules
 
 BACKENDS = ("cython", "numpy")
 
@@ -102,6 +102,14 @@ class Explanation:
         One per layer, input side first (``boundaries[k]`` is ``net.layers[k]``).
     max_residual : float
         Max of the boundary residuals.
+    output_relevance : ndarray of shape (n_outputs,) or None
+        The top relevance given by the caller (``output_relevance=``), or None
+        when the top was seeded with ``R_c = logit_c``.
+    layer_relevance : tuple of ndarray or None
+        With ``layers=True``: ``layer_relevance[k]`` is the relevance at the
+        input of layer ``k`` (``[0]`` has the input shape, the others are
+        flat), and ``layer_relevance[L]`` (``L = len(net.layers)``) is the top
+        relevance the walk started from.  None otherwise.
     absorb_bias : bool
         The bias mode the explanation was made with (the verdict needs it).
     healthy : bool
@@ -123,6 +131,8 @@ class Explanation:
     rule: str
     _layers: tuple = ()
     _rules: tuple = ()
+    output_relevance: np.ndarray | None = None
+    layer_relevance: tuple | None = None
     absorb_bias: bool = False
 
     # Built on first access: most callers of a fast path never look at them.
@@ -165,6 +175,11 @@ class BatchExplanation:
         degenerate_share, degenerate count.
     max_residual : ndarray of float64, shape (B,)
     rule : str
+    output_relevance : ndarray of shape (B, n_outputs) or None
+        The caller's top relevance (``output_relevance=``), or None.
+    layer_relevance : tuple of ndarray or None
+        With ``layers=True``: ``layer_relevance[k]`` of shape (B, n) is the
+        relevance at the input of layer ``k``, ``[L]`` the top relevance.
     absorb_bias : bool
         The bias mode the batch was explained with.
 
@@ -181,6 +196,8 @@ class BatchExplanation:
     rule: str
     _layers: tuple = ()
     _rules: tuple = ()
+    output_relevance: np.ndarray | None = None
+    layer_relevance: tuple | None = None
     absorb_bias: bool = False
 
     @property
@@ -197,7 +214,11 @@ class BatchExplanation:
             relevance=self.relevance[i], explained_class=int(self.explained_class[i]),
             forced=self.forced, logit=float(self.logits[i]), output=self.outputs[i],
             stats=self.stats[i], rule=self.rule, _layers=self._layers,
-            _rules=self._rules, absorb_bias=self.absorb_bias)
+            _rules=self._rules, absorb_bias=self.absorb_bias,
+            output_relevance=None if self.output_relevance is None
+            else self.output_relevance[i],
+            layer_relevance=None if self.layer_relevance is None
+            else tuple(v[i] for v in self.layer_relevance))
 
     def importance(self, by_class=False):
         """Global feature importance: the mean ``|R|`` over the batch.
@@ -242,7 +263,8 @@ class BatchExplanation:
 # --------------------------------------------------------------------------
 
 def explain(net, x, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
-            forced_class=None, absorb_bias=False, backend="cython", n_threads=None):
+            forced_class=None, absorb_bias=False, backend="cython", n_threads=None,
+            output_relevance=None, layers=False):
     """Explain one probe with Layer-wise Relevance Propagation.
 
     Parameters
@@ -250,17 +272,21 @@ def explain(net, x, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
     net : Network
     x : array-like of shape ``net.input_shape``
         The probe.  Ints and float16 are cast to the network's dtype.
-    rule : str, Rule or list, default "epsilon"
-        ``"epsilon"``, ``"gamma"``, ``"alpha-beta"``, a rule object
-        (:class:`~lrpfast.Epsilon`, :class:`~lrpfast.Gamma`,
-        :class:`~lrpfast.AlphaBeta`), or a list with one per Dense layer,
-        input side first (composite LRP).
+    rule : str, Rule, Composite or list, default "epsilon"
+        A rule name (``"epsilon"``, ``"gamma"``, ``"alpha-beta"``, ``"z-plus"``,
+        ``"w-square"``, ``"flat"``, ``"gamma-generalized"``), a rule object
+        (:class:`~lrpfast.Epsilon`, ..., :class:`~lrpfast.ZBox`), a named
+        composite (``"epsilon-plus"``, ... or :func:`~lrpfast.composite`), or a
+        list with one rule per Dense layer, input side first.
     eps : float, default 1e-2
-        Stabiliser of the epsilon and gamma rules given by name (> 0).
+        Stabiliser of the epsilon, gamma and gamma-generalized rules given by
+        name (> 0).  (w-square, z-box and alpha-beta take theirs on the object.)
     gamma : float, default 0.25
-        Parameter of the gamma rule given by name (>= 0).
+        Of the gamma and gamma-generalized rules given by name (>= 0).
     alpha : float, default 2.0
-        Parameter of the alpha-beta rule given by name (>= 1; beta = alpha - 1).
+        Of the alpha-beta rule given by name (>= 1; beta = alpha - 1).
+        A keyword that no rule uses warns (``UserWarning``) when it differs
+        from its default.
     forced_class : int or None
         Class to explain; None explains ``argmax(output)``.
     absorb_bias : bool, default False
@@ -271,6 +297,14 @@ def explain(net, x, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
     n_threads : int or None
         OpenMP threads for layers with at least 2**22 weights (None: all
         cores).  Results do not depend on it.
+    output_relevance : array-like of shape (n_outputs,) or None
+        Seed the top with this relevance instead of ``R_c = logit_c``
+        (contrastive explanations, all outputs at once, regression).  Cannot
+        be combined with ``forced_class``.  ``explained_class`` and ``logit``
+        still report the argmax.
+    layers : bool, default False
+        Also return the relevance at every layer boundary
+        (``Explanation.layer_relevance``).
 
     Returns
     -------
@@ -282,32 +316,52 @@ def explain(net, x, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
     forced = None if forced_class is None else check_class(
         forced_class, "forced_class", net.n_outputs)
     n_threads = _check_threads(n_threads)
+    seed = _check_seed(net, output_relevance, forced, None)
+    layers = _check_layers(layers)
+    if rules.checks_input:
+        for r in rules:
+            r.check_input(net, A, "x")
     plan = _plan(net, rules, absorb_bias) if backend == "cython" else None
+    layer_rel = None
     if plan is not None:
         rel = np.empty(net.n_inputs, dtype=net.dtype)
         out = np.empty(net.n_outputs, dtype=net.dtype)
         stats = np.empty((len(net.layers), N_STATS))
+        buf = None
+        if layers:
+            sizes = [layer.n_in for layer in net.layers] + [net.n_outputs]
+            buf = np.empty(sum(sizes), dtype=net.dtype)
         cls, logit, finite = _kernels.explain_single(
-            plan, A[0], -1 if forced is None else forced, rel, out, stats, n_threads)
+            plan, A[0], -1 if forced is None else forced, rel, out, stats, n_threads,
+            seed, buf)
+        if layers:
+            layer_rel = tuple(np.split(buf, np.cumsum(sizes)[:-1]))
     else:
+        keep = {} if layers else None
         with np.errstate(over="ignore", invalid="ignore"):
             res = _walk(net, A, rules, None if forced is None else np.array([forced]),
-                        absorb_bias, backend)
+                        absorb_bias, backend, seed=None if seed is None else seed[None],
+                        layer_out=keep)
         rel, out, stats, cls, logit = (res.relevance[0], res.outputs[0], res.stats[0],
                                        int(res.explained_class[0]), res.logits[0])
         finite = _finite(stats, logit)
+        if layers:
+            layer_rel = tuple(np.array(keep[k][0]) for k in range(len(net.layers) + 1))
     if not finite:
         _overflow("x", net)
+    if layer_rel is not None:
+        layer_rel = (layer_rel[0].reshape(net.input_shape),) + layer_rel[1:]
     return Explanation(
         relevance=rel.reshape(net.input_shape), explained_class=int(cls),
         forced=forced is not None, logit=float(logit),
         output=out.reshape(net.output_shape), stats=stats,
-        rule=rules.label, _layers=net.layers, _rules=rules, absorb_bias=absorb_bias)
+        rule=rules.label, _layers=net.layers, _rules=rules, absorb_bias=absorb_bias,
+        output_relevance=seed, layer_relevance=layer_rel)
 
 
 def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
                   forced_class=None, absorb_bias=False, backend="cython",
-                  n_threads=None, chunk_size=None):
+                  n_threads=None, chunk_size=None, output_relevance=None, layers=False):
     """Explain a batch of probes; same math as :func:`explain`, row by row.
 
     Parameters
@@ -325,6 +379,11 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
     chunk_size : int or None
         Probes per chunk (None: chosen so that a chunk's activations take
         about 16 MB); bounds the memory of large batches.
+    output_relevance : array-like of shape (B, n_outputs) or None
+        One top relevance vector per probe (see :func:`explain`).
+    layers : bool, default False
+        Also return the relevance at every layer boundary
+        (``BatchExplanation.layer_relevance``, arrays of shape (B, n)).
 
     Returns
     -------
@@ -335,6 +394,11 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
     arr = _validation_as_batch(net, X)
     B = arr.shape[0]
     forced = _check_forced_batch(forced_class, B, net.n_outputs)
+    seed = _check_seed(net, output_relevance, forced, B)
+    layers = _check_layers(layers)
+    if rules.checks_input:
+        for r in rules:
+            r.check_input(net, arr, "X")
     blas_limit = None if n_threads is None else check_int(n_threads, "n_threads", low=1)
     if chunk_size is None:
         widths = sum(l.n_out for l in net.layers) + net.n_inputs
@@ -346,14 +410,23 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
     res = _WalkResult(np.empty((B, net.n_inputs), net.dtype), np.empty(B, np.int64),
                       np.empty(B), np.empty((B, net.n_outputs), net.dtype),
                       np.empty((B, len(net.layers), N_STATS)))
+    layer_rel = None
+    if layers:
+        layer_rel = tuple(np.empty((B, layer.n_in), net.dtype) for layer in net.layers) + \
+            (np.empty((B, net.n_outputs), net.dtype),)
     # overflow is not warned about but refused after (_finite, _overflow)
     with _blas_threads(blas_limit), np.errstate(over="ignore", invalid="ignore"):
         for lo in range(0, B, chunk_size):
             hi = min(B, lo + chunk_size)
+            keep = {} if layers else None
             part = _walk(net, arr[lo:hi], rules, None if forced is None else forced[lo:hi],
-                         absorb_bias, backend)
+                         absorb_bias, backend, seed=None if seed is None else seed[lo:hi],
+                         layer_out=keep)
             for whole, piece in zip(res, part):
                 whole[lo:hi] = piece
+            if layers:
+                for k, whole in enumerate(layer_rel):
+                    whole[lo:hi] = keep[k]
     stats = res.stats
     if not _finite(stats, res.logits):
         _overflow("X", net)
@@ -363,7 +436,9 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
         logits=res.logits, outputs=res.outputs.reshape((B,) + net.output_shape),
         stats=stats,
         max_residual=np.abs(stats[:, :, SUM_IN] - stats[:, :, SUM_OUT]).max(axis=1),
-        rule=rules.label, _layers=net.layers, _rules=rules, absorb_bias=absorb_bias)
+        rule=rules.label, _layers=net.layers, _rules=rules, absorb_bias=absorb_bias,
+        output_relevance=seed, layer_relevance=None if layer_rel is None else
+        (layer_rel[0].reshape((B,) + net.input_shape),) + layer_rel[1:])
 
 
 # --------------------------------------------------------------------------
@@ -377,13 +452,38 @@ def _check_common(net, rule, eps, gamma, alpha, absorb_bias, backend):
         check_choice(backend, "backend", BACKENDS)
     if not isinstance(absorb_bias, (bool, np.bool_)):
         raise TypeError(f"absorb_bias must be True or False, got {absorb_bias!r}")
-    rules = resolve_rules(rule, net._n_dense, eps=eps, gamma=gamma, alpha=alpha)
+    rules = resolve_rules(rule, net._n_dense, eps=eps, gamma=gamma, alpha=alpha, net=net)
     if net._lrp_blocker is not None:
         k, layer = net._lrp_blocker
         raise ValueError(
             f"layer {k} ({layer.name}) has no LRP rule and changes the size "
             f"{layer.n_in} -> {layer.n_out}, so relevance cannot pass it unchanged")
     return rules, bool(absorb_bias), backend
+
+
+def _check_seed(net, output_relevance, forced, B):
+    """The caller's top relevance as an array of the net's dtype, or None."""
+    if output_relevance is None:
+        return None
+    if forced is not None:
+        raise ValueError(
+            "output_relevance and forced_class cannot be combined: output_relevance "
+            "seeds the top itself (put the relevance on the class you want)")
+    shape = (net.n_outputs,) if B is None else (B, net.n_outputs)
+    if isinstance(output_relevance, (str, bytes)):
+        raise TypeError(f"output_relevance must be a numeric array, got {output_relevance!r}")
+    if np.shape(output_relevance) != shape:
+        what = "n_outputs values" if B is None else "one row of n_outputs values per probe"
+        raise ValueError(
+            f"output_relevance must have shape {shape} ({what}), got "
+            f"{np.shape(output_relevance)}")
+    return as_float_array(output_relevance, "output_relevance", net.dtype, copy=True)
+
+
+def _check_layers(layers):
+    if not isinstance(layers, (bool, np.bool_)):
+        raise TypeError(f"layers must be True or False, got {layers!r}")
+    return bool(layers)
 
 
 def _check_probe(net, x):
@@ -524,35 +624,23 @@ def _plan(net, rules, absorb_bias):
         specs, dense = [], iter(rules)
         for layer in net.layers:
             act = ACT_CODES[getattr(layer, "activation", "linear")]
-            code, p1, p2 = (-1, 0.0, 0.0)
+            code, p1, p2, p3 = (-1, 0.0, 0.0, 0.0)
             W = b = None
+            aux = (None, None, None)
             if layer._op == "dense":
-                code, p1, p2 = next(dense).kernel_args()
+                rule = next(dense)
+                code, p1, p2, p3 = rule.kernel_args()
+                aux = rule.plan_aux(layer, absorb_bias)
             if layer._op in ("dense", "layernorm"):
                 W, b = layer.weight, layer.bias
             elif layer._op == "affine":
                 W, b = layer.scale, layer.shift
-            specs.append((_kernels.OP_CODES[layer._op], act, code, p1, p2,
-                          layer.n_in, layer.n_out, W, b, getattr(layer, "eps", 0.0)))
+            specs.append((_kernels.OP_CODES[layer._op], act, code, p1, p2, p3,
+                          layer.n_in, layer.n_out, W, b, getattr(layer, "eps", 0.0)) + aux)
         plan = _kernels.Plan(specs, net.dtype == np.float64, absorb_bias,
                              _logit_layer(net.layers))
         cache[key] = plan
     return plan
-
-
-def _derived(net, k, layer, what, gamma=0.0):
-    """Cached ``W' = W + γ max(W, 0)`` ("gamma") or ``(max(W,0), min(W,0))`` ("ab")."""
-    cache = _cache(net)
-    key = (what, k, gamma)
-    val = cache.get(key)
-    if val is None:
-        W = layer.weight
-        if what == "gamma":
-            val = W + W.dtype.type(gamma) * np.maximum(W, 0)
-        else:
-            val = (np.maximum(W, 0), np.minimum(W, 0))
-        cache[key] = val
-    return val
 
 
 # --------------------------------------------------------------------------
@@ -573,8 +661,13 @@ class _WalkResult(tuple):
     stats = property(lambda self: self[4])
 
 
-def _walk(net, A, rules, forced, absorb_bias, backend):
-    """Forward a flat batch once, seed, and redistribute layer by layer."""
+def _walk(net, A, rules, forced, absorb_bias, backend, seed=None, layer_out=None):
+    """Forward a flat batch once, seed, and redistribute layer by layer.
+
+    ``seed`` (B, n_outputs) replaces the one-hot logit at the top; with a dict
+    ``layer_out``, ``layer_out[k]`` receives the relevance at the input of
+    layer k and ``layer_out[L]`` the top relevance.
+    """
     layers = net.layers
     L = len(layers)
     acts, sums = [A], {}
@@ -595,14 +688,20 @@ def _walk(net, A, rules, forced, absorb_bias, backend):
     rows = np.arange(B)
     cls = out.argmax(axis=1) if forced is None else forced
     logits = acts[_logit_layer(layers)][rows, cls].astype(np.float64)
-    R = np.zeros_like(out)
-    R[rows, cls] = logits
+    if seed is None:
+        R = np.zeros_like(out)
+        R[rows, cls] = logits
+        total = logits.copy()
+    else:
+        R = seed.astype(out.dtype, copy=True)
+        total = R.sum(axis=1, dtype=np.float64)
+    if layer_out is not None:
+        layer_out[L] = R
     stats = np.zeros((B, L, N_STATS))
     dense_rule = {k: r for k, r in zip(
         [k for k, l in enumerate(layers) if l.lrp == "dense"], rules)}
     # Σ R changes only at dense boundaries: the seed's sum is the logit, and a
     # boundary's sum_out is the sum_in of the one above it.
-    total = logits.copy()
     for k in range(L - 1, -1, -1):
         stats[:, k, SUM_OUT] = total
         if k in dense_rule:
@@ -612,57 +711,13 @@ def _walk(net, A, rules, forced, absorb_bias, backend):
                                                  layer.bias, R, absorb_bias)
                 total = R.sum(axis=1, dtype=np.float64)
             else:
-                R, shares, total = _dense_cython(net, k, layer, dense_rule[k], acts[k],
-                                                 sums[k], R, absorb_bias)
+                R, shares, total = dense_rule[k].batch(_cache(net), layer, acts[k],
+                                                       sums[k], R, absorb_bias)
             stats[:, k, BIAS:] = shares
         stats[:, k, SUM_IN] = total
+        if layer_out is not None:
+            layer_out[k] = R
     return _WalkResult(R, np.asarray(cls, dtype=np.int64), logits, out, stats)
-
-
-def _dense_cython(net, k, layer, rule, A, S, R, absorb_bias):
-    """One dense boundary for a batch: BLAS products, fused Cython element-wise.
-
-    Returns ``(R_in, shares, Σ R_in per row)``.
-
-    The element-wise kernels run on one thread.  They are memory-bound (0.7 ms
-    for 1024 x 1024 values), and OpenMP threads woken between two BLAS calls
-    wait for BLAS's own spinning threads: on the 2-core machine of the README
-    the same kernel took 8 ms on two threads right after a matmul.
-    """
-    code, p1, p2 = rule.kernel_args()
-    W, b = layer.weight, layer.bias
-    B, m = R.shape
-    shares = np.zeros((B, 4))
-    total = np.empty(B)                               # Σ R_in per row, float64
-    R = np.ascontiguousarray(R)
-    A = np.ascontiguousarray(A)                       # a custom layer's output may not be
-    if code == CODE_ALPHA_BETA:
-        Wp, Wn = _derived(net, k, layer, "ab")
-        nonneg = not (A < 0).any()
-        if nonneg:
-            P, N = A @ Wp, A @ Wn                     # P = a @ W+, N = a @ W-
-        else:
-            Ap, An = np.maximum(A, 0), np.minimum(A, 0)
-            P = Ap @ Wp + An @ Wn                     # sum of max(a w, 0)
-            N = Ap @ Wn + An @ Wp                     # sum of min(a w, 0)
-        QP, QN = np.empty_like(P), np.empty_like(N)
-        _kernels.alpha_beta_q(P, N, b, R, p1, p2, absorb_bias, QP, QN, shares)
-        if nonneg:
-            R_in = QP @ Wp.T                          # R_in = a * (QP @ W+.T + QN @ W-.T)
-            R_in += QN @ Wn.T
-            _kernels.mul_row_sums(R_in, A, total)
-        else:
-            R_in = Ap * (QP @ Wp.T + QN @ Wn.T) + An * (QN @ Wp.T + QP @ Wn.T)
-            _kernels.row_sums(R_in, total)
-    else:
-        Wg = _derived(net, k, layer, "gamma", p2) if p2 != 0 else W
-        D = A @ Wg if p2 != 0 else S                  # s' = a @ W'
-        Q = np.empty_like(D)
-        _kernels.epsilon_q(np.ascontiguousarray(D), b, R, p1, p2, absorb_bias, Q,
-                           np.empty_like(D), shares)
-        R_in = Q @ Wg.T                               # R_in = a * (Q @ W'.T)
-        _kernels.mul_row_sums(R_in, A, total)
-    return R_in, shares, total
 
 
 def _boundaries(layers, rules, stats):

@@ -54,13 +54,15 @@ def gamma(A, W, b, R, gamma, eps, absorb_bias=False):
     return epsilon(A, Wg, bg, R, eps, absorb_bias)
 
 
-def alpha_beta(A, W, b, R, alpha, absorb_bias=False):
-    """LRP-alpha-beta with ``β = α − 1``.
+def alpha_beta(A, W, b, R, alpha, absorb_bias=False, eps=0.0):
+    """LRP-alpha-beta with ``β = α − 1`` (z-plus: ``α = 1``).
 
     ``c_ij = a_i w_ij``; ``P_j = Σ_i max(c_ij, 0)``, ``N_j = Σ_i min(c_ij, 0)``
     (plus ``max(b_j, 0)`` and ``min(b_j, 0)`` with ``absorb_bias``);
-    ``R_i = Σ_j R_j (α max(c_ij, 0) / P_j − β min(c_ij, 0) / N_j)``.  A term
-    with a zero denominator is 0; its neuron, if ``R_j != 0``, is degenerate.
+    ``R_i = Σ_j R_j (α max(c_ij, 0) / (P_j + eps) − β min(c_ij, 0) / (N_j − eps))``.
+    A term with a zero ``P_j`` (or ``N_j``) is 0; its neuron, if ``R_j != 0``, is
+    degenerate.  ``eps`` (default 0) is the optional stabiliser, with the sign
+    of its denominator.
     """
     beta = alpha - 1.0
     Ap, An = np.maximum(A, 0), np.minimum(A, 0)
@@ -73,13 +75,15 @@ def alpha_beta(A, W, b, R, alpha, absorb_bias=False):
         P, N = P + bp, N + bn
     else:
         bp = bn = np.zeros_like(b)
+    stP, stN = eps * _sgn(P), eps * _sgn(N)
     with np.errstate(divide="ignore", invalid="ignore"):
-        QP = np.where(P != 0, alpha * R / P, 0)
-        QN = np.where(N != 0, beta * R / N, 0)
+        QP = np.where(P != 0, alpha * R / (P + stP), 0)
+        QN = np.where(N != 0, beta * R / (N + stN), 0)
     R_in = Ap * (QP @ Wp.T) + An * (QP @ Wn.T) - Ap * (QN @ Wn.T) - An * (QN @ Wp.T)
     shares = np.zeros((A.shape[0], 4))
     R64 = R.astype(np.float64)
     shares[:, 0] = (QP * bp - QN * bn).astype(np.float64).sum(axis=1)
+    shares[:, 1] = (QP * stP - QN * stN).astype(np.float64).sum(axis=1)
     degenerate = (R != 0) & ((P == 0) | ((N == 0) & (beta != 0)))
     reaching = alpha * (P != 0) - beta * (N != 0)
     shares[:, 2] = np.where(degenerate, R64 * (1 - reaching), 0).sum(axis=1)
@@ -87,13 +91,72 @@ def alpha_beta(A, W, b, R, alpha, absorb_bias=False):
     return R_in, shares
 
 
+def w_square(A, W, b, R, eps, absorb_bias=False):
+    """LRP-w²: ``R_i = Σ_j w_ij² R_j / (d_j + eps)``, ``d_j = Σ_i w_ij²`` (+ ``b_j²``)."""
+    W2 = W * W
+    d = W2.sum(axis=0)
+    if absorb_bias:
+        d = d + b * b
+    Q = R / (d + eps)
+    R_in = Q @ W2.T
+    shares = np.zeros((R.shape[0], 4))
+    if absorb_bias:
+        shares[:, 0] = (Q.astype(np.float64) * (b * b)).sum(axis=1)
+    shares[:, 1] = (Q.astype(np.float64) * eps).sum(axis=1)
+    return R_in, shares
+
+
+def flat(A, W, b, R):
+    """LRP-flat: ``R_i = Σ_j R_j / n`` (the bias never enters)."""
+    n = W.shape[0]
+    R_in = np.repeat((R.sum(axis=1, dtype=np.float64) / n)[:, None], n, axis=1)
+    return R_in.astype(R.dtype), np.zeros((R.shape[0], 4))
+
+
+def z_box(A, W, b, R, low, high, eps):
+    """LRP-z^B: ``c_ij = a_i w_ij − l_i w+_ij − h_i w-_ij``,
+    ``R_i = Σ_j c_ij R_j / (d_j + eps·sgn(d_j))``, ``d_j = Σ_i c_ij`` (no bias)."""
+    Wp, Wn = np.maximum(W, 0), np.minimum(W, 0)
+    D = A @ W - low @ Wp - high @ Wn
+    stab = eps * _sgn(D)
+    Q = R / (D + stab)
+    R_in = A * (Q @ W.T) - low * (Q @ Wp.T) - high * (Q @ Wn.T)
+    shares = np.zeros((A.shape[0], 4))
+    shares[:, 1] = (Q.astype(np.float64) * stab).sum(axis=1)
+    return R_in, shares
+
+
+def gamma_generalized(A, W, b, R, gamma, eps, absorb_bias=False):
+    """Generalised gamma (zennit ``Gamma``): the sign of ``z = a @ W + b`` picks
+    ``n_ij = c_ij + γ max(c_ij, 0)`` (z > 0) or ``c_ij + γ min(c_ij, 0)`` (z < 0);
+    ``R_i = Σ_j n_ij R_j / (D_j + eps·sgn(D_j))``; z_j = 0 passes nothing."""
+    Ap, An = np.maximum(A, 0), np.minimum(A, 0)
+    Wp, Wn = np.maximum(W, 0), np.minimum(W, 0)
+    Z = A @ W + b
+    pos, neg = Z > 0, Z < 0
+    P = Ap @ Wp + An @ Wn
+    N = Ap @ Wn + An @ Wp
+    D = A @ W + gamma * (np.where(pos, P, 0) + np.where(neg, N, 0))
+    bias = np.where(pos, b + gamma * np.maximum(b, 0), 0) + \
+        np.where(neg, b + gamma * np.minimum(b, 0), 0)
+    if absorb_bias:
+        D = D + bias
+    stab = eps * _sgn(D)
+    Q = np.where(pos | neg, R / (D + stab), 0)
+    QP = (Q * (1 + gamma * pos)).astype(Q.dtype)     # multiplies max(c, 0)
+    QN = (Q * (1 + gamma * neg)).astype(Q.dtype)     # multiplies min(c, 0)
+    R_in = Ap * (QP @ Wp.T + QN @ Wn.T) + An * (QN @ Wp.T + QP @ Wn.T)
+    shares = np.zeros((A.shape[0], 4))
+    Q64 = Q.astype(np.float64)
+    if absorb_bias:
+        shares[:, 0] = (Q64 * bias).sum(axis=1)
+    shares[:, 1] = (Q64 * stab).sum(axis=1)
+    degenerate = (R != 0) & ~(pos | neg)
+    shares[:, 2] = np.where(degenerate, R.astype(np.float64), 0).sum(axis=1)
+    shares[:, 3] = degenerate.sum(axis=1)
+    return R_in, shares
+
+
 def dense_rule(rule, A, W, b, R, absorb_bias=False):
     """Apply a :class:`lrpfast.rules.Rule` object through the functions above."""
-    name = rule.name
-    if name == "epsilon":
-        return epsilon(A, W, b, R, rule.eps, absorb_bias)
-    if name == "gamma":
-        return gamma(A, W, b, R, rule.gamma, rule.eps, absorb_bias)
-    if name == "alpha-beta":
-        return alpha_beta(A, W, b, R, rule.alpha, absorb_bias)
-    raise ValueError(f"unknown rule {name!r}")
+    return rule.reference(A, W, b, R, absorb_bias)

@@ -22,17 +22,24 @@ The verdict
 At every boundary ``Σ R_out − Σ R_in`` is the sum of three shares that the
 kernels compute separately (DESIGN §3): the relevance absorbed by the bias,
 by the stabiliser, and lost (or gained) at degenerate neurons.  Each rule
-promises which shares may be non-zero:
+promises which shares may be non-zero (``Rule.shares`` and
+``Rule.bias_enters`` in :mod:`lrpfast.rules`; ``_ALLOWED`` is read from
+there):
 
-=====================  ===============================================
-boundary               shares the rule allows
-=====================  ===============================================
-passthru, SKIPPED      none: ``R_in = R_out``
-epsilon, gamma         stabiliser (bounded by ``Σ_j |R_j|·eps/(|d_j|+eps)``
-                       by construction); bias too with ``absorb_bias``
-alpha-beta             degenerate neurons; bias too with ``absorb_bias``
-                       (so 0 in default mode without degenerate neurons)
-=====================  ===============================================
+======================  ===============================================
+boundary                shares the rule allows
+======================  ===============================================
+passthru, SKIPPED       none: ``R_in = R_out``
+epsilon, gamma,         stabiliser (bounded by ``Σ_j |R_j|·eps/(|d_j|+eps)``
+w-square                by construction); bias too with ``absorb_bias``
+alpha-beta              degenerate neurons and its optional stabiliser;
+                        bias too with ``absorb_bias``
+z-plus                  degenerate neurons; bias too with ``absorb_bias``
+gamma-generalized       stabiliser and degenerate neurons (``z_j = 0``);
+                        bias too with ``absorb_bias``
+z-box                   stabiliser (the bias cancels, in both modes)
+flat                    none: relevance is conserved exactly
+======================  ===============================================
 
 A boundary is *healthy* when its residual is accounted for by the allowed
 shares to rounding::
@@ -57,6 +64,7 @@ import numpy as np
 
 from ._validation import check_int
 from .explain import explain
+from .rules import RULES
 
 __all__ = ["RAMP", "SIGN_FLOOR", "TABULAR_ROW", "Verdict", "WIDTH", "ascii_probe", "bucket_map", "check_conservation",
            "format_position", "heatmap_lines", "lrp_report", "render_report",
@@ -65,14 +73,10 @@ __all__ = ["RAMP", "SIGN_FLOOR", "TABULAR_ROW", "Verdict", "WIDTH", "ascii_probe
 #: The 10 intensity buckets, lowest to highest ``|R|``.
 RAMP = " .:-=+*#%@"
 
-# Shares each boundary rule may use (absorb_bias adds "bias" to dense rules).
-_ALLOWED = {
-    "passthru": (),
-    "SKIPPED": (),
-    "epsilon": ("stabilizer",),
-    "gamma": ("stabilizer",),
-    "alpha-beta": ("degenerate",),
-}
+# Shares each boundary rule may use (absorb_bias adds "bias" to the dense rules
+# whose class says the bias enters): the knowledge lives on the rule classes.
+_ALLOWED = {"passthru": (), "SKIPPED": (),
+            **{name: cls.shares for name, cls in RULES.items()}}
 _SHARE_NAMES = {"bias": "bias", "stabilizer": "stabiliser", "degenerate": "degenerate"}
 
 
@@ -343,11 +347,22 @@ class Verdict:
     message: str
 
 
-def _allowed(boundary, absorb_bias):
+def _allowed(boundary, absorb_bias, rule=None):
+    """Shares ``boundary`` may use: from its rule object when known, else its name."""
+    if rule is not None:
+        return rule.allowed_shares(absorb_bias)
     allowed = _ALLOWED.get(boundary.rule, ())
-    if absorb_bias and boundary.rule not in ("passthru", "SKIPPED"):
+    cls = RULES.get(boundary.rule)
+    if absorb_bias and cls is not None and cls.bias_enters:
         allowed = ("bias",) + allowed
     return allowed
+
+
+def _boundary_rules(e):
+    """The rule object of every boundary (None for passthru/SKIPPED, or unknown)."""
+    dense = iter(getattr(e, "_rules", ()) or ())
+    return [None if b.rule in ("passthru", "SKIPPED") else next(dense, None)
+            for b in e.boundaries]
 
 
 def _share(boundary, name):
@@ -374,18 +389,18 @@ def check_conservation(explanation, absorb_bias=False):
     e = explanation
     rtol = float(np.sqrt(np.finfo(e.relevance.dtype).eps))
     unexplained, tolerance = [], []
-    for b in e.boundaries:
-        allowed = _allowed(b, absorb_bias)
+    objs = _boundary_rules(e)
+    for b, r in zip(e.boundaries, objs):
+        allowed = _allowed(b, absorb_bias, r)
         lost = b.sum_out - b.sum_in
         unexplained.append(abs(lost - sum(_share(b, s) for s in allowed)))
         scale = max(abs(b.sum_out), abs(b.sum_in), abs(b.bias_share),
                     abs(b.stabilizer_share), abs(b.degenerate_share), abs(e.logit))
         tolerance.append(rtol * scale)
     bad = [b for b, u, t in zip(e.boundaries, unexplained, tolerance) if u > t]
-    rule_name = e.rule.split(" (")[0]
     if bad:
         b = bad[-1]  # the first one met walking from the output
-        allowed = _allowed(b, absorb_bias)
+        allowed = _allowed(b, absorb_bias, objs[b.index])
         what = " + ".join(_SHARE_NAMES[s] for s in allowed) or "nothing"
         message = (
             f"FLAGGED: layer {b.index} {b.layer} ({b.label}): residual "
@@ -393,7 +408,11 @@ def check_conservation(explanation, absorb_bias=False):
             f"for by the shares its rule allows ({what}); its relevance is not "
             "trustworthy")
         return Verdict(False, b.index, tuple(unexplained), tuple(tolerance), message)
-    if rule_name.startswith("alpha-beta") and not absorb_bias:
+    all_allowed = [_allowed(b, absorb_bias, r) for b, r in zip(e.boundaries, objs)]
+    dense = [a for b, a in zip(e.boundaries, all_allowed)
+             if b.rule not in ("passthru", "SKIPPED")]
+    if dense and all(set(a) <= {"degenerate"} for a in dense):
+        # conserving rules (alpha-beta, z-plus, flat): only degenerate neurons lose
         n_deg = sum(b.degenerate for b in e.boundaries)
         if n_deg:
             where = ", ".join(f"layer {b.index}" for b in e.boundaries if b.degenerate)
@@ -402,7 +421,7 @@ def check_conservation(explanation, absorb_bias=False):
         else:
             detail = "relevance is conserved exactly (to rounding) at every boundary"
     else:
-        parts = sorted({s for b in e.boundaries for s in _allowed(b, absorb_bias)},
+        parts = sorted({s for a in all_allowed for s in a},
                        key=list(_SHARE_NAMES).index)
         what = " and ".join(_SHARE_NAMES[s] for s in parts)
         detail = (f"every residual is accounted for by the {what} shares, to rounding"
@@ -465,6 +484,26 @@ def _conservation_lines(e):
     return lines
 
 
+def _rule_title(e):
+    """The rule of the header: the label, or for mixed rules the short names."""
+    rules = getattr(e, "_rules", ())
+    name = getattr(rules, "name", None)
+    if not rules or (name is None and len(set(rules)) == 1):
+        return e.rule
+    names = " / ".join(r.label().split(" (")[0] for r in rules)
+    return f"{name} (composite: {names})" if name else f"composite: {names}"
+
+
+def _rule_lines(net, e):
+    """One line per Dense layer with its rule and parameters, for composites."""
+    rules = getattr(e, "_rules", ())
+    if not rules or (getattr(rules, "name", None) is None and len(set(rules)) == 1):
+        return []
+    dense = [(k, layer) for k, layer in enumerate(net.layers) if layer.lrp == "dense"]
+    return [f"  {'rules' if i == 0 else '':<10} layer {k} {layer.describe()}: {r.label()}"
+            for i, ((k, layer), r) in enumerate(zip(dense, rules))]
+
+
 def _check_feature_names(feature_names, input_shape):
     """``feature_names`` as a list of str, checked against a tabular input."""
     if feature_names is None:
@@ -491,7 +530,8 @@ def _check_feature_names(feature_names, input_shape):
 
 
 def lrp_report(net, x, forced_class=None, top_k=8, eps=1e-2, rule="epsilon",
-               gamma=0.25, alpha=2.0, absorb_bias=False, feature_names=None):
+               gamma=0.25, alpha=2.0, absorb_bias=False, feature_names=None,
+               output_relevance=None):
     """The original ``LRPReport``: explain one probe and describe it as text.
 
     ``LRPReport`` is the report of ``TNNet.LRPReport`` in a Pascal
@@ -506,9 +546,10 @@ def lrp_report(net, x, forced_class=None, top_k=8, eps=1e-2, rule="epsilon",
         Class to explain; None explains the argmax.
     top_k : int, default 8
         Rows of the top-K table (>= 1; at most the number of inputs).
-    eps, rule, gamma, alpha, absorb_bias
-        As in :func:`lrpfast.explain`; ``rule`` may also be a rule object or
-        a per-Dense-layer list.
+    eps, rule, gamma, alpha, absorb_bias, output_relevance
+        As in :func:`lrpfast.explain`; ``rule`` may also be a rule object, a
+        composite or a per-Dense-layer list.  A composite prints its name and
+        one rule per Dense layer.
     feature_names : list of str, optional
         For tabular ``(n,)`` inputs: one name per feature, printed in the
         top-K table instead of ``feature i`` (names longer than 30 characters
@@ -527,7 +568,8 @@ def lrp_report(net, x, forced_class=None, top_k=8, eps=1e-2, rule="epsilon",
     top_k = check_int(top_k, "top_k", low=1)
     _check_feature_names(feature_names, net.input_shape)
     e = explain(net, x, rule=rule, eps=eps, gamma=gamma, alpha=alpha,
-                forced_class=forced_class, absorb_bias=absorb_bias)
+                forced_class=forced_class, absorb_bias=absorb_bias,
+                output_relevance=output_relevance)
     return render_report(net, e, top_k=top_k, absorb_bias=absorb_bias,
                          feature_names=feature_names)
 
@@ -552,7 +594,11 @@ def render_report(net, e, *, top_k=8, absorb_bias=None, feature_names=None):
     how = (f"forced; argmax is {argmax}" if e.forced else
            "the only output" if net.n_outputs == 1 else f"argmax of {net.n_outputs} outputs")
     cls_line = f"  explained  class {c} ({how})   logit = {e.logit:+.6g}"
-    if _logit_index(net) < len(net.layers):
+    if getattr(e, "output_relevance", None) is not None:
+        cls_line = (f"  explained  seeded by the caller (output_relevance, sum R = "
+                    f"{float(np.sum(e.output_relevance, dtype=np.float64)):+.6g});"
+                    f" argmax is class {argmax}")
+    elif _logit_index(net) < len(net.layers):
         cls_line += f"   probability = {float(np.ravel(e.output)[c]):.6f}"
     arch = " -> ".join([str(net.n_inputs)] + [layer.describe() for layer in net.layers])
     if len(shape) == 1:
@@ -563,8 +609,10 @@ def render_report(net, e, *, top_k=8, absorb_bias=None, feature_names=None):
     else:
         idx = _index_letters(len(shape))
         where = f"position [{idx}] = relevance[{idx}]"
-    lines = _wrap(f"LRPReport  {e.rule}" + ("  [absorb_bias]" if absorb_bias else ""),
+    lines = _wrap(f"LRPReport  {_rule_title(e)}" + ("  [absorb_bias]" if absorb_bias else ""),
                   indent=" " * 11)
+    for line in _rule_lines(net, e):
+        lines += _wrap(line, indent=" " * 13)
     lines += _wrap(f"  network    {arch}", indent=" " * 13)
     lines += _wrap(f"  probe      shape {shape}, {net.dtype.name}; {where}", indent=" " * 13)
     lines += _wrap(cls_line, indent=" " * 13)

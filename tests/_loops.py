@@ -9,7 +9,10 @@ scale their tolerances with it (``tol * (|expected| + magnitude)``), so that
 float32 results are judged by their own rounding and not by a blanket atol.
 
 Rule specs for :func:`walk` are tuples, one per Dense layer, input side first:
-``("epsilon", eps)``, ``("gamma", gamma, eps)``, ``("alpha-beta", alpha)``.
+``("epsilon", eps)``, ``("gamma", gamma, eps)``, ``("alpha-beta", alpha)`` or
+``("alpha-beta", alpha, eps)``, ``("z-plus",)``, ``("w-square", eps)``,
+``("flat",)``, ``("z-box", low, high, eps)`` (bounds: flat arrays of the layer
+input), ``("gamma-generalized", gamma, eps)`` (DESIGN section 3b).
 """
 
 from __future__ import annotations
@@ -139,15 +142,19 @@ def gamma(a, W, b, R, gamma, eps, absorb_bias=False, M=None):
     return epsilon(a, Wp, bp, R, eps, absorb_bias=absorb_bias, M=M)
 
 
-def alpha_beta(a, W, b, R, alpha, absorb_bias=False, M=None):
-    """``R_i = Σ_j R_j (α c+_ij / P_j − β c-_ij / N_j)``, β = α − 1.
+def alpha_beta(a, W, b, R, alpha, absorb_bias=False, M=None, eps=0.0):
+    """``R_i = Σ_j R_j (α c+_ij / P'_j − β c-_ij / N'_j)``, β = α − 1.
 
-    A term with a zero denominator is 0; a neuron with R_j != 0 and P_j == 0,
-    or N_j == 0 with β != 0, is degenerate and its lost relevance
-    ``R_j (1 − α[P_j≠0] + β[N_j≠0])`` is the degenerate share.
+    ``P'_j = P_j + eps·sgn(P_j)`` and ``N'_j = N_j + eps·sgn(N_j)`` (eps = 0:
+    the plain rule).  A term with a zero P_j (or N_j) is 0; a neuron with
+    R_j != 0 and P_j == 0, or N_j == 0 with β != 0, is degenerate and its lost
+    relevance ``R_j (1 − α[P_j≠0] + β[N_j≠0])`` is the degenerate share.
+    Whatever else the stabiliser keeps from the inputs is the stabiliser share.
     """
     a, W, b, R = _vec(a), _mat(W), _vec(b), _vec(R)
     M = [abs(r) for r in R] if M is None else _vec(M)
+    eps = float(eps)
+    stab_share = 0.0
     alpha = float(alpha)
     beta = alpha - 1.0
     n, m = len(a), len(R)
@@ -167,16 +174,18 @@ def alpha_beta(a, W, b, R, alpha, absorb_bias=False, M=None):
         if absorb_bias:
             P += max(b[j], 0.0)
             N += min(b[j], 0.0)
+        Ps = P + eps * sgn(P)
+        Ns = N + eps * sgn(N)
         for i in range(n):
             c = a[i] * W[i][j]
             ratio = 0.0
             size = 0.0
             if P != 0.0:
-                ratio += alpha * max(c, 0.0) / P
-                size += alpha * max(c, 0.0) / P
+                ratio += alpha * max(c, 0.0) / Ps
+                size += alpha * max(c, 0.0) / Ps
             if N != 0.0:
-                ratio -= beta * min(c, 0.0) / N
-                size += beta * min(c, 0.0) / N
+                ratio -= beta * min(c, 0.0) / Ns
+                size += beta * min(c, 0.0) / Ns
             R_in[i] += R[j] * ratio
             mag_in[i] += M[j] * size
         if R[j] != 0.0 and (P == 0.0 or (N == 0.0 and beta != 0.0)):
@@ -184,11 +193,151 @@ def alpha_beta(a, W, b, R, alpha, absorb_bias=False, M=None):
             deg_share += R[j] * (1.0 - alpha * (P != 0.0) + beta * (N != 0.0))
         if absorb_bias:
             if P != 0.0:
-                bias_share += R[j] * alpha * max(b[j], 0.0) / P
+                bias_share += R[j] * alpha * max(b[j], 0.0) / Ps
             if N != 0.0:
-                bias_share -= R[j] * beta * min(b[j], 0.0) / N
+                bias_share -= R[j] * beta * min(b[j], 0.0) / Ns
+        if P != 0.0:
+            stab_share += R[j] * alpha * (eps * sgn(P)) / Ps
+        if N != 0.0:
+            stab_share -= R[j] * beta * (eps * sgn(N)) / Ns
         share_mag += M[j] * (2.0 + 2.0 * alpha + 2.0 * beta)
+    return LayerResult(np.array(R_in), bias_share, stab_share, deg_share, n_deg,
+                       np.array(mag_in), share_mag + sum(mag_in))
+
+
+def z_plus(a, W, b, R, absorb_bias=False, M=None):
+    """z+: ``R_i = Σ_j R_j c+_ij / P_j`` with ``c+_ij = max(a_i w_ij, 0)``,
+    ``P_j = Σ_i c+_ij`` (+ ``max(b_j, 0)``); a zero P_j passes nothing and is
+    degenerate when R_j != 0.  Written out, not through :func:`alpha_beta`."""
+    a, W, b, R = _vec(a), _mat(W), _vec(b), _vec(R)
+    M = [abs(r) for r in R] if M is None else _vec(M)
+    n, m = len(a), len(R)
+    R_in, mag_in = [0.0] * n, [0.0] * n
+    bias_share = deg_share = share_mag = 0.0
+    n_deg = 0
+    for j in range(m):
+        P = sum(max(a[i] * W[i][j], 0.0) for i in range(n))
+        if absorb_bias:
+            P += max(b[j], 0.0)
+        if P == 0.0:
+            if R[j] != 0.0:
+                n_deg += 1
+                deg_share += R[j]
+            continue
+        for i in range(n):
+            cp = max(a[i] * W[i][j], 0.0)
+            R_in[i] += R[j] * cp / P
+            mag_in[i] += M[j] * 2.0 * cp / P
+        if absorb_bias:
+            bias_share += R[j] * max(b[j], 0.0) / P
+        share_mag += 4.0 * M[j]
     return LayerResult(np.array(R_in), bias_share, 0.0, deg_share, n_deg,
+                       np.array(mag_in), share_mag + sum(mag_in))
+
+
+def w_square(a, W, b, R, eps, absorb_bias=False, M=None):
+    """w²: ``R_i = Σ_j w_ij² R_j / (d_j + eps)``, ``d_j = Σ_i w_ij²`` (+ ``b_j²``)."""
+    W, b, R = _mat(W), _vec(b), _vec(R)
+    M = [abs(r) for r in R] if M is None else _vec(M)
+    n, m, eps = len(W), len(R), float(eps)
+    R_in, mag_in = [0.0] * n, [0.0] * n
+    bias_share = stab_share = share_mag = 0.0
+    for j in range(m):
+        d = sum(W[i][j] ** 2 for i in range(n))
+        if absorb_bias:
+            d += b[j] ** 2
+        q = R[j] / (d + eps)
+        qm = M[j] / (d + eps) * 2.0
+        for i in range(n):
+            R_in[i] += W[i][j] ** 2 * q
+            mag_in[i] += W[i][j] ** 2 * qm
+        if absorb_bias:
+            bias_share += b[j] ** 2 * q
+        stab_share += eps * q
+        share_mag += M[j] * 3.0
+    return LayerResult(np.array(R_in), bias_share, stab_share, 0.0, 0,
+                       np.array(mag_in), share_mag + sum(mag_in))
+
+
+def flat(a, W, b, R, M=None):
+    """flat: ``R_i = Σ_j R_j / n``; the bias never enters."""
+    n, R = len(_mat(W)), _vec(R)
+    M = [abs(r) for r in R] if M is None else _vec(M)
+    total = math.fsum(R)
+    size = sum(M) + sum(abs(r) for r in R)
+    return LayerResult(np.full(n, total / n), 0.0, 0.0, 0.0, 0,
+                       np.full(n, size / n), 2.0 * size)
+
+
+def z_box(a, W, b, R, low, high, eps, M=None):
+    """z^B: ``c_ij = a_i w_ij − l_i max(w_ij, 0) − h_i min(w_ij, 0)``,
+    ``R_i = Σ_j c_ij R_j / (d_j + eps·sgn(d_j))``, ``d_j = Σ_i c_ij``."""
+    a, W, R = _vec(a), _mat(W), _vec(R)
+    low = _vec(np.broadcast_to(np.asarray(low, np.float64), (len(a),)))
+    high = _vec(np.broadcast_to(np.asarray(high, np.float64), (len(a),)))
+    M = [abs(r) for r in R] if M is None else _vec(M)
+    n, m, eps = len(a), len(R), float(eps)
+    R_in, mag_in = [0.0] * n, [0.0] * n
+    stab_share = share_mag = 0.0
+    for j in range(m):
+        c = [a[i] * W[i][j] - low[i] * max(W[i][j], 0.0) - high[i] * min(W[i][j], 0.0)
+             for i in range(n)]
+        size = [abs(a[i] * W[i][j]) + abs(low[i] * W[i][j]) + abs(high[i] * W[i][j])
+                for i in range(n)]
+        d = sum(c)
+        den = d + eps * sgn(d)
+        cond = 1.0 + sum(size) / abs(den)
+        q = R[j] / den
+        qm = M[j] / abs(den) * cond
+        for i in range(n):
+            R_in[i] += c[i] * q
+            mag_in[i] += size[i] * qm
+        stab_share += eps * sgn(d) * q
+        share_mag += (eps + sum(size)) * qm + M[j]
+    return LayerResult(np.array(R_in), 0.0, stab_share, 0.0, 0,
+                       np.array(mag_in), share_mag + sum(mag_in))
+
+
+def gamma_generalized(a, W, b, R, gamma, eps, absorb_bias=False, M=None):
+    """Generalised gamma (DESIGN 3b): the sign of ``z_j = Σ_i a_i w_ij + b_j``
+    picks the numerator ``n_ij``; ``R_i = Σ_j n_ij R_j / (D_j + eps·sgn(D_j))``.
+    ``z_j == 0``: nothing passes, degenerate when R_j != 0."""
+    a, W, b, R = _vec(a), _mat(W), _vec(b), _vec(R)
+    M = [abs(r) for r in R] if M is None else _vec(M)
+    n, m, g, eps = len(a), len(R), float(gamma), float(eps)
+    R_in, mag_in = [0.0] * n, [0.0] * n
+    bias_share = stab_share = deg_share = share_mag = 0.0
+    n_deg = 0
+    pos, neg = (lambda v: max(v, 0.0)), (lambda v: min(v, 0.0))
+    for j in range(m):
+        z = sum(a[i] * W[i][j] for i in range(n)) + b[j]
+        if z == 0.0:
+            if R[j] != 0.0:
+                n_deg += 1
+                deg_share += R[j]
+            continue
+        nums = []
+        for i in range(n):
+            w = W[i][j]
+            if z > 0:
+                nums.append(pos(a[i]) * (w + g * pos(w)) + neg(a[i]) * (w + g * neg(w)))
+            else:
+                nums.append(pos(a[i]) * (w + g * neg(w)) + neg(a[i]) * (w + g * pos(w)))
+        bb = b[j] + g * (pos(b[j]) if z > 0 else neg(b[j]))
+        D = sum(nums) + (bb if absorb_bias else 0.0)
+        size = sum(abs(v) for v in nums) + abs(bb)
+        den = D + eps * sgn(D)
+        cond = 1.0 + size / abs(den)
+        q = R[j] / den
+        qm = M[j] / abs(den) * cond
+        for i in range(n):
+            R_in[i] += nums[i] * q
+            mag_in[i] += abs(nums[i]) * qm
+        if absorb_bias:
+            bias_share += bb * q
+        stab_share += eps * sgn(D) * q
+        share_mag += (abs(bb) + eps + size) * qm + M[j]
+    return LayerResult(np.array(R_in), bias_share, stab_share, deg_share, n_deg,
                        np.array(mag_in), share_mag + sum(mag_in))
 
 
@@ -199,7 +348,18 @@ def apply_rule(spec, a, W, b, R, absorb_bias=False, M=None):
     if name == "gamma":
         return gamma(a, W, b, R, spec[1], spec[2], absorb_bias, M)
     if name == "alpha-beta":
-        return alpha_beta(a, W, b, R, spec[1], absorb_bias, M)
+        return alpha_beta(a, W, b, R, spec[1], absorb_bias, M,
+                          eps=spec[2] if len(spec) > 2 else 0.0)
+    if name == "z-plus":
+        return z_plus(a, W, b, R, absorb_bias, M)
+    if name == "w-square":
+        return w_square(a, W, b, R, spec[1], absorb_bias, M)
+    if name == "flat":
+        return flat(a, W, b, R, M)
+    if name == "z-box":
+        return z_box(a, W, b, R, spec[1], spec[2], spec[3], M)
+    if name == "gamma-generalized":
+        return gamma_generalized(a, W, b, R, spec[1], spec[2], absorb_bias, M)
     raise ValueError(spec)
 
 
@@ -269,12 +429,15 @@ class NetResult:
         return max(b["residual"] for b in self.boundaries)
 
 
-def walk(net, x, rules, forced_class=None, absorb_bias=False):
+def walk(net, x, rules, forced_class=None, absorb_bias=False, seed=None):
     """Explain one probe ``x`` through ``net`` with the loop rules.
 
     ``rules``: one spec tuple for every Dense layer or a list of them (one per
     Dense layer, input side first).  The probe is cast to the network's dtype
     first (as lrpfast does) and everything after that runs in float64.
+    ``seed`` (n_outputs values) replaces the one-hot logit at the top.  Each
+    boundary dict has ``R_in``/``R_out``: the relevance at the layer's input
+    and output.
     """
     layers = list(net.layers)
     n_dense = sum(_kind(l) == "dense" for l in layers)
@@ -302,6 +465,9 @@ def walk(net, x, rules, forced_class=None, absorb_bias=False):
     M[c] = abs(logit) + float(logit_mags[c])
     R = np.array(R)
     M = np.array(M)
+    if seed is not None:
+        R = np.asarray(seed, dtype=net.dtype).astype(np.float64).ravel()
+        M = np.abs(R)
 
     names = {spec[0] for spec in rules}
     reason = f"no {next(iter(names))} rule" if len(names) == 1 else None
@@ -324,11 +490,12 @@ def walk(net, x, rules, forced_class=None, absorb_bias=False):
                         stabilizer_share=res.stabilizer_share,
                         degenerate_share=res.degenerate_share,
                         degenerate=res.degenerate, share_mag=res.share_mag, d=res.d,
-                        eps=spec[-1] if spec[0] != "alpha-beta" else None)
+                        eps=spec[-1] if spec[0] in ("epsilon", "gamma") else None)
         elif kind == "passthru":
             info.update(rule="passthru", reason=None)
         else:
             info.update(rule="SKIPPED", reason=reason)
+        info["R_in"] = np.array(R)
         info["sum_in"] = math.fsum(R)
         info["sum_out"] = math.fsum(R_out)
         info["residual"] = abs(info["sum_in"] - info["sum_out"])

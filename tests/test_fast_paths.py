@@ -5,7 +5,7 @@ import pytest
 
 import lrpfast as lf
 
-RULES = ["epsilon", "gamma", "alpha-beta"]
+RULES = ["epsilon", "gamma", "alpha-beta", "z-plus", "w-square", "flat", "gamma-generalized"]
 
 
 def _big_net(dtype, seed=0):
@@ -99,6 +99,7 @@ def test_every_kernel_build_matches_the_reference(module, dtype, rule, absorb, m
     import importlib
     explain_mod = importlib.import_module("lrpfast.explain")
     monkeypatch.setattr(explain_mod, "_kernels", module)
+    monkeypatch.setattr(importlib.import_module("lrpfast._batch"), "_kernels", module)
     net = _big_net(dtype, seed=5)
     X = np.random.default_rng(6).uniform(-0.5, 1, (3, 600))
     ref = lf.explain_batch(net, X, rule, absorb_bias=absorb, backend="numpy")
