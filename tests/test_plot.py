@@ -700,3 +700,15 @@ def test_any_rank_networks():
     tuples = [(i, j, k, m) for i in range(2) for j in range(2) for k in range(2)
               for m in range(3)]
     assert ytick_texts(fig.axes[0]) == ["[" + ", ".join(map(str, tuples[f])) + "]" for f in order]
+
+
+def test_rule_contrast_takes_composites_and_new_rules(image_net, probe):
+    rules = {"epsilon-plus": lf.composite("epsilon-plus"), "z-plus": lf.ZPlus(),
+             "flat": lf.Flat()}
+    fig = plot.rule_contrast(image_net, probe, rules, shared_scale=False)
+    ims = relevance_images(fig)
+    assert len(ims) == 2 * len(rules)
+    for k, rule in enumerate(rules.values()):
+        e = lf.explain(image_net, probe, rule=rule)
+        np.testing.assert_array_equal(data(ims[k]), e.relevance[0])
+        np.testing.assert_array_equal(data(ims[len(rules) + k]), e.relevance[1])
