@@ -156,7 +156,7 @@ def _scale_text(m, clip):
 
 def _title(e):
     forced = " (forced)" if e.forced else ""
-    head = textwrap.fill(e.rule, _WRAP)
+    head = textwrap.fill(e.rule, _WRAP, break_on_hyphens=False)
     verdict = "healthy" if e.healthy else "FLAGGED: see lrp_report"
     return (f"{head}\nclass {e.explained_class}{forced}, logit {e.logit:+.4g}, "
             f"max residual {e.max_residual:.2e} ({verdict})")
@@ -474,7 +474,7 @@ def rule_contrast(net, x, rules=("epsilon", "gamma", "alpha-beta"), *, shared_sc
 
 
 def _panel_title(label, e):
-    return textwrap.fill(label, 28) + f"\nmax residual {e.max_residual:.1e}"
+    return textwrap.fill(label, 28, break_on_hyphens=False) + f"\nmax residual {e.max_residual:.1e}"
 
 
 # ---------------------------------------------------------------------------
