@@ -474,7 +474,8 @@ def rule_contrast(net, x, rules=("epsilon", "gamma", "alpha-beta"), *, shared_sc
 
 
 def _panel_title(label, e):
-    return textwrap.fill(label, 28, break_on_hyphens=False) + f"\nmax residual {e.max_residual:.1e}"
+    head = textwrap.fill(label, 28, break_on_hyphens=False)
+    return f"{head}\nmax residual {e.max_residual:.1e}"
 
 
 # ---------------------------------------------------------------------------
