@@ -44,6 +44,7 @@ from .report import lrp_report
 from .train import train
 from . import datasets
 from . import evaluate
+from . import plot  # imports matplotlib only when it draws
 from .rules import (AlphaBeta, Epsilon, Flat, Gamma, GeneralizedGamma, Rule, WSquare, ZBox,
                     ZPlus)
 from .composites import Composite, composite
@@ -57,5 +58,5 @@ __all__ = [
     "LayerNorm",
     "Network", "ReLU", "Rule", "Sigmoid", "SoftMax", "Tanh", "explain",
     "datasets", "evaluate", "explain_batch", "from_keras", "from_onnx", "from_sklearn",
-    "from_torch", "load", "lrp_report", "train", "__version__",
+    "from_torch", "load", "lrp_report", "plot", "train", "__version__",
 ]

@@ -1,25 +1,29 @@
 """The ``lrpfast`` command.
 
-``lrpfast demo [--seed N] [--save PATH] [--verbose]``
+``lrpfast demo [--seed N] [--save PATH] [--verbose] [--png DIR]``
     The example of the original ``LRPReport`` (``TNNet.LRPReport`` of a Pascal
     library): train a small dense classifier on the 6x6 two-blob task, then
     report LRP on a clean class-0 probe, a noisy class-1 probe, and the three
     rules side by side.
 
 ``lrpfast explain MODEL PROBE.npy [--rule R] [--eps E] [--gamma G] [--alpha A]
-[--low L] [--high H] [--top-k K] [--class C] [--absorb-bias]``
+[--low L] [--high H] [--top-k K] [--class C] [--absorb-bias] [--png FILE]``
     Print :func:`lrpfast.lrp_report` for a saved model and a probe.  ``--rule``
     takes every rule name and composite; ``--low``/``--high`` are the z-box
     bounds of ``z-box`` and ``epsilon-gamma-box``.
 
 ``lrpfast evaluate MODEL DATA.npy [--rules R1,R2] [--features-per-step K]
-[--region H W] [--baseline zero|mean|VALUE] [--score probability|logit] [--max-rows N]``
+[--region H W] [--baseline zero|mean|VALUE] [--score probability|logit] [--max-rows N]
+[--png FILE]``
     Print :func:`lrpfast.evaluate.compare_rules` (pixel-flipping AOPC per rule).
 
 ``lrpfast explain MODEL DATA.npy --out OUT.npz [--chunk-size N] [--progress]``
     Explain a batch file (a leading batch axis) chunk by chunk, memory-mapped,
     into ``OUT.npy`` (relevance) or ``OUT.npz`` (relevance, explained_class,
     logits, max_residual), written atomically; then print a one-line summary.
+
+``--png`` draws pictures with :mod:`lrpfast.plot` (needs the ``[plot]`` extra,
+matplotlib; without it the command fails at once, naming the extra).
 
 Every user error (a missing file, a probe of the wrong shape, a bad option)
 is one line on stderr and exit code 2, without a traceback; every warning
@@ -259,7 +263,7 @@ blob, but its pixels can carry both signs, and positive relevance can leak onto 
 Read the map as "these pixels mattered most", and each sign as the direction of its share."""
 
 
-def run_demo(seed=2026, save=None, out=None, verbose=False):
+def run_demo(seed=2026, save=None, out=None, verbose=False, png=None):
     """Run the demo, writing its text to ``out`` (default ``sys.stdout``).
 
     Every line fits 100 columns.
@@ -277,6 +281,8 @@ def run_demo(seed=2026, save=None, out=None, verbose=False):
     out : file-like, optional
     verbose : bool, default False
         Also print the full report of probe 1 under every contrasted rule.
+    png : str or None
+        Also draw the pictures into this folder (see :func:`_demo_pngs`).
 
     Returns
     -------
@@ -326,6 +332,7 @@ def run_demo(seed=2026, save=None, out=None, verbose=False):
     x2 = datasets.blobs(1, 0.30, seed=rng, cls=1)[0][0]
     outcome = {"train_accuracy": trainer.history.accuracy[-1]}
     healthy = []
+    probe_exps = []          # the epsilon explanations of probes 1 and 2 (for --png)
 
     for n, (x, cls, noise, blob) in enumerate(
             [(x1, 0, 0.05, "top-left"), (x2, 1, 0.30, "bottom-right")], 1):
@@ -333,6 +340,7 @@ def run_demo(seed=2026, save=None, out=None, verbose=False):
         say(_banner(f"PROBE {n}: a {kind} class-{cls} sample (noise {noise:.2f})"),
             ascii_probe(x, title=f"probe {n}"), "")
         e = explain(net, x, rule="epsilon")
+        probe_exps.append(e)
         healthy.append(e.healthy)
         r = e.relevance.astype(np.float64)
         on_blob = float(r[datasets.blob_mask(cls)].sum())
@@ -353,6 +361,7 @@ def run_demo(seed=2026, save=None, out=None, verbose=False):
     exps = [explain(net, x1, rule=r, eps=1e-2, gamma=0.25, alpha=2.0) for r in DEMO_RULES]
     verdicts = [check_conservation(e) for e in exps]
     healthy += [v.healthy for v in verdicts]
+    flip_state = rng.bit_generator.state      # --png redraws the same flipping probes
     morf = _faithfulness(net, rng, DEMO_RULES)
     outcome["morf_aopc"] = {r: morf[e.rule] for r, e in zip(DEMO_RULES, exps)}
     say(*_columns(_contrast_rows(exps, verdicts, morf_aopc=morf)))
@@ -384,8 +393,53 @@ def run_demo(seed=2026, save=None, out=None, verbose=False):
         f"{'healthy everywhere' if outcome['healthy'] else 'FLAGGED (see above)'}")
     if not verbose:
         say("", "(lrpfast demo --verbose adds the full reports of probe 1 under gamma and alpha-beta.)")
+    if png is not None:
+        flip_rng = np.random.default_rng()
+        flip_rng.bit_generator.state = flip_state
+        files = _demo_pngs(png, net, x1, probe_exps[0], x2, probe_exps[1], DEMO_RULES,
+                           flip_probes=datasets.blobs(DEMO_FLIP_PROBES, DEMO_NOISE,
+                                                      seed=flip_rng)[0])
+        say("", f"pictures written to {png}:", "  " + ", ".join(files))
     outcome["seconds"] = time.perf_counter() - t0
     return outcome
+
+
+def _demo_pngs(folder, net, x1, e1, x2, e2, rules, flip_probes=None, dpi=100):
+    """Draw the demo's pictures into ``folder``; return the file names written.
+
+    ``probe1.png`` and ``probe2.png`` are the heatmaps of the two epsilon
+    explanations beside their probes, ``rule_contrast.png`` probe 1 under
+    ``rules``, each on its own symmetric scale (as the text's maps), and
+    with ``flip_probes`` (a batch; the demo passes the probes of its MoRF AOPC
+    row) ``flip_curves.png``, the mean pixel-flipping curves of ``rules``
+    (:func:`lrpfast.evaluate.compare_rules`).
+    """
+    from . import plot
+    from .evaluate import compare_rules
+
+    figures = {
+        "probe1.png": plot.heatmap(e1, probe=x1),
+        "probe2.png": plot.heatmap(e2, probe=x2),
+        "rule_contrast.png": plot.rule_contrast(net, x1, list(rules), shared_scale=False),
+    }
+    if flip_probes is not None:
+        figures["flip_curves.png"] = plot.flip_curves(
+            compare_rules(net, flip_probes, list(rules)))
+    for name, fig in figures.items():
+        fig.savefig(os.path.join(folder, name), dpi=dpi)
+    return list(figures)
+
+
+def _png_target(path, option):
+    """Fail early (before any work) when ``path`` cannot take a PNG file."""
+    from . import plot
+
+    plot.require()
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{option}: no such folder: {folder!r}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{option}: {path!r} is a folder, not a file")
 
 
 # ---------------------------------------------------------------------------
@@ -431,6 +485,10 @@ def _build_parser():
     demo.add_argument("--verbose", action="store_true",
                       help="also print the full reports of probe 1 under gamma and "
                            "alpha-beta")
+    demo.add_argument("--png", metavar="DIR",
+                      help="also draw probe1.png, probe2.png, rule_contrast.png and "
+                           "flip_curves.png into DIR (created if missing; needs matplotlib: "
+                           "pip install \"lrpfast[plot]\")")
 
     ex = sub.add_parser(
         "explain", help="print the LRP report of a saved model for one probe",
@@ -471,6 +529,9 @@ def _build_parser():
                     metavar="C", help="explain class C instead of the argmax")
     ex.add_argument("--absorb-bias", action="store_true",
                     help="let biases take part in the denominators")
+    ex.add_argument("--png", metavar="FILE",
+                    help="also draw the relevance heatmap beside the probe to FILE "
+                         "(needs matplotlib: pip install \"lrpfast[plot]\")")
     stream = ex.add_argument_group(
         "batch files", "PROBE.npy may hold a batch (B, *input_shape): with --out it is\n"
                        "explained chunk by chunk, memory-mapped, and written atomically")
@@ -526,6 +587,9 @@ def _add_evaluate_parser(sub):
                     help="gamma of the gamma rule, >= 0 (default: 0.25)")
     ev.add_argument("--alpha", type=float, default=2.0, metavar="A",
                     help="alpha of the alpha-beta rule, >= 1 (default: 2)")
+    ev.add_argument("--png", metavar="FILE",
+                    help="also draw the mean flipping curves per rule to FILE (needs "
+                         "matplotlib: pip install \"lrpfast[plot]\")")
 
 
 def _cmd_evaluate(args):
@@ -551,6 +615,8 @@ def _cmd_evaluate(args):
             raise ValueError(f"--baseline must be zero, mean or a number, got "
                              f"{args.baseline!r}") from None
         check_real(baseline, "--baseline")
+    if args.png is not None:
+        _png_target(args.png, "--png")
     net = load_model(args.model)
     data = _load_probe(args.data, "DATA")
     _, single = net._as_batch(data, "DATA")
@@ -576,6 +642,10 @@ def _cmd_evaluate(args):
                 break
         raise type(exc)(msg) from None
     print(cmp.table())
+    if args.png is not None:
+        from . import plot
+
+        plot.flip_curves(cmp).savefig(args.png, dpi=100)
 
 
 def _cmd_demo(args):
@@ -588,7 +658,14 @@ def _cmd_demo(args):
             raise FileNotFoundError(f"--save: no such folder: {folder!r}")
         if os.path.isdir(args.save):
             raise IsADirectoryError(f"--save: {args.save!r} is a folder, not a file")
-    run_demo(seed=args.seed, save=args.save, verbose=args.verbose)
+    if args.png is not None:
+        from . import plot
+
+        plot.require()
+        if os.path.exists(args.png) and not os.path.isdir(args.png):
+            raise NotADirectoryError(f"--png: {args.png!r} is a file, not a folder")
+        os.makedirs(args.png, exist_ok=True)
+    run_demo(seed=args.seed, save=args.save, verbose=args.verbose, png=args.png)
 
 
 #: Defaults of the rule options of ``lrpfast explain`` (those of lrpfast.explain).
@@ -639,6 +716,8 @@ def _cmd_explain(args):
 
     params = _rule_params(args)
     check_int(args.top_k, "--top-k", low=1)
+    if args.png is not None:
+        _png_target(args.png, "--png")
     net = load_model(args.model)
     if args.forced_class is not None:
         check_class(args.forced_class, "--class", net.n_outputs)
@@ -655,6 +734,12 @@ def _cmd_explain(args):
                          "explain a batch")
     print(lrp_report(net, probe, forced_class=args.forced_class, top_k=args.top_k,
                      rule=rule, absorb_bias=args.absorb_bias, **params), end="")
+    if args.png is not None:
+        from . import plot
+
+        e = explain(net, probe, rule=rule, forced_class=args.forced_class,
+                    absorb_bias=args.absorb_bias, **params)
+        plot.heatmap(e, probe=probe).savefig(args.png, dpi=100)
 
 
 def _cmd_explain_batch(args, net, rule, params):
@@ -663,6 +748,9 @@ def _cmd_explain_batch(args, net, rule, params):
 
     if args.out is None:
         raise ValueError("--chunk-size needs --out OUT.npy or OUT.npz")
+    if args.png is not None:
+        raise ValueError("--png draws the heatmap of one probe; it does not combine "
+                         "with --out (a batch streamed to a file)")
     if args.chunk_size is not None:
         check_int(args.chunk_size, "--chunk-size", low=1)
     progress = sys.stderr.isatty() if args.progress is None else args.progress

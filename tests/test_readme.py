@@ -10,7 +10,7 @@ README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if README.exists() else []
 # Optional frameworks an example needs: skip (cleanly) where they are absent.
 NEEDS = {"sklearn": "sklearn", "torch": "torch", "onnx": "onnx", "keras": "keras",
-         "dask": "dask", "distributed": "distributed"}
+         "lrpfast.plot": "matplotlib", "dask": "dask", "distributed": "distributed"}
 # Modules an example needs without importing them (dask's to_zarr needs zarr).
 USES = {"to_zarr": "zarr"}
 

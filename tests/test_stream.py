@@ -174,6 +174,7 @@ def test_nan_row_names_the_global_row(model, tmp_path, capsys):
     (["--out", "{d}"], ["--out must end with .npy or .npz"]),
     (["--out", "{d}/o.npz", "--chunk-size", "0"], ["--chunk-size must be an int >= 1"]),
     (["--chunk-size", "10"], ["--chunk-size needs --out"]),
+    (["--out", "{d}/o.npz", "--png", "{d}/h.png"], ["--png", "does not combine with --out"]),
     (["--out", "{d}/o.npz", "--class", "5"], ["--class must be an int in [0, 1]"]),
 ])
 def test_bad_options_exit_2(model, data, tmp_path, capsys, extra, fragments):
