@@ -492,14 +492,14 @@ def _build_parser():
 
     ex = sub.add_parser(
         "explain", help="print the LRP report of a saved model for one probe",
-        description="Print lrp_report() for MODEL (an lrpfast .npz, or .onnx through "
-                    "lrpfast.interop) and PROBE.npy (one probe of the model's input "
-                    "shape, saved with numpy.save).",
+        description="Print lrp_report() for MODEL (an lrpfast .npz, or .onnx through\n"
+                    "lrpfast.interop) and PROBE.npy (one probe of the model's input shape,\n"
+                    "saved with numpy.save); or, with --out, explain a whole batch file.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n"
                "  lrpfast demo --save model.npz\n"
-               "  python -c \"import numpy as np, lrpfast.datasets as d; "
-               "np.save('probe.npy', d.blobs(1, 0.05, seed=1, cls=1)[0][0])\"\n"
+               "  python -c \"import numpy as np, lrpfast.datasets as d; \\\n"
+               "      np.save('probe.npy', d.blobs(1, 0.05, seed=1, cls=1)[0][0])\"\n"
                "  lrpfast explain model.npz probe.npy --rule gamma --top-k 4\n"
                "  lrpfast explain model.npz batch.npy --out explanations.npz --progress\n\n"
                "Errors (missing file, wrong probe shape, bad option) print one line "

@@ -516,3 +516,18 @@ def test_readme_demo_block_is_what_the_demo_prints(demo):
             k += 1
         assert k < len(printed), f"README line not printed (in this order): {line!r}"
         k += 1
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["explain"], ["evaluate"]])
+def test_help_fits_100_columns(command):
+    # argparse wraps to $COLUMNS; a wide terminal must not widen the raw
+    # description and epilog text, which is laid out by hand.
+    env = dict(os.environ, COLUMNS="100",
+               PYTHONPATH=PKG_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-m", "lrpfast", *command, "--help"],
+                          capture_output=True, text=True, env=env, cwd=HERE, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) > 5
+    widest = max(lines, key=len)
+    assert len(widest) <= 100, widest
