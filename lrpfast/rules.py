@@ -416,10 +416,11 @@ class ZBox(Rule):
         bad = ~(np.broadcast_to(low, np.broadcast_shapes(low.shape, high.shape))
                 < high)
         if bad.any():
-            where = np.unravel_index(int(np.argmax(bad)), bad.shape) if bad.ndim else ()
+            where = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape))
+            lo = float(low[where] if low.ndim else low)
+            hi = float(high[where] if high.ndim else high)
             raise ValueError(
-                f"low must be < high everywhere, got low={float(np.asarray(low)[where if low.ndim else ()]):g} "
-                f">= high={float(np.asarray(high)[where if high.ndim else ()]):g}"
+                f"low must be < high everywhere, got low={lo:g} >= high={hi:g}"
                 + (f" at index {where}" if where else ""))
         low.flags.writeable = False
         high.flags.writeable = False
