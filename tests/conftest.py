@@ -107,3 +107,16 @@ def rng():
 @pytest.fixture(params=DTYPES, ids=lambda d: d.name)
 def dtype(request):
     return request.param
+
+
+def kernel_modules():
+    """The kernel modules to test: the baseline, plus the AVX2 build where it runs."""
+    from lrpfast import _dispatch
+    mods = [_dispatch.baseline]
+    try:
+        fast = _dispatch.select("avx2")
+    except (RuntimeError, ImportError):
+        fast = None
+    if fast is not None and fast is not _dispatch.baseline:
+        mods.append(fast)
+    return mods

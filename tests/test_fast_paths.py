@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import lrpfast as lf
+from conftest import kernel_modules
 
 RULES = ["epsilon", "gamma", "alpha-beta", "z-plus", "w-square", "flat", "gamma-generalized"]
 
@@ -78,19 +79,7 @@ def test_bad_thread_and_chunk_counts(bad):
         lf.explain(net, X[0], n_threads=bad)
 
 
-def _kernel_modules():
-    from lrpfast import _dispatch
-    mods = [_dispatch.baseline]
-    try:
-        fast = _dispatch.select("avx2")
-    except (RuntimeError, ImportError):
-        fast = None
-    if fast is not None and fast is not _dispatch.baseline:
-        mods.append(fast)
-    return mods
-
-
-@pytest.mark.parametrize("module", _kernel_modules(), ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", kernel_modules(), ids=lambda m: m.__name__)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("absorb", [False, True])

@@ -14,24 +14,13 @@ import numpy as np
 import pytest
 
 import _loops as L
-from conftest import assert_close, make_dense_data, randomize_params
+from conftest import assert_close, kernel_modules, make_dense_data, randomize_params
 from test_explain import check_explanation, image_net, mixed_net, norm_net
 
 import lrpfast as lf
 from lrpfast import _dispatch, reference
 
 NETS = {"image": image_net, "mixed": mixed_net, "norm": norm_net}
-
-
-def _kernel_modules():
-    mods = [_dispatch.baseline]
-    try:
-        fast = _dispatch.select("avx2")
-    except (RuntimeError, ImportError):
-        fast = None
-    if fast is not None and fast is not _dispatch.baseline:
-        mods.append(fast)
-    return mods
 
 
 def _rng(*key):
@@ -94,7 +83,7 @@ class _FakeLayer:
         self.n_in, self.n_out = W.shape
 
 
-@pytest.mark.parametrize("module", _kernel_modules(), ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", kernel_modules(), ids=lambda m: m.__name__)
 @pytest.mark.parametrize("name,absorb,bias,inputs,shape", LAYER_CASES,
                          ids=[f"{c[0]}-absorb{c[1]}-bias_{c[2]}-{c[3]}-{c[4][0]}x{c[4][1]}"
                               for c in LAYER_CASES])
