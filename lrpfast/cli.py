@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import sys
 import time
 import warnings
@@ -52,8 +53,8 @@ from ._validation import check_class, check_int, check_real
 from .explain import explain, explain_batch
 from .layers import Dense, SoftMax
 from .network import Network, load
-from .rules import NAMED, ZBox, make_rule
-from .composites import COMPOSITES, Composite, composite
+from .rules import NAMED, RULES, make_rule
+from .composites import COMPOSITES, Composite, composite, needs_bounds
 from .report import (RAMP, WIDTH, ascii_probe, bucket_map, check_conservation,
                      format_position, render_report, sign_map, top_positions)
 from .train import Trainer
@@ -456,6 +457,11 @@ class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one line (no usage dump) and exit 2."""
 
     def error(self, message):
+        # argparse's "argument --x: invalid choice: 'y' (choose from ...)" can
+        # run past 100 columns: the choices are in --help.
+        message = message.removeprefix("argument ")
+        if "invalid choice" in message and len(f"{self.prog}: error: {message}") > WIDTH:
+            message = message.split(" (choose from")[0] + f" (see {self.prog} --help)"
         raise _UsageError(self.prog, message)
 
 
@@ -565,7 +571,8 @@ def _add_evaluate_parser(sub):
     ev.add_argument("data", metavar="DATA.npy",
                     help="probes (.npy) of shape (B, *input shape)")
     ev.add_argument("--rules", default="epsilon,gamma,alpha-beta", metavar="R1,R2,...",
-                    help="comma-separated rule names (default: epsilon,gamma,alpha-beta)")
+                    help="comma-separated rule or composite names, as --rule of explain: "
+                         + ", ".join(_RULE_CHOICES) + " (default: epsilon,gamma,alpha-beta)")
     ev.add_argument("--features-per-step", type=int, default=1, metavar="K",
                     help="features (or tiles) replaced per step, >= 1 (default: 1)")
     ev.add_argument("--steps", type=int, default=None, metavar="T",
@@ -587,6 +594,10 @@ def _add_evaluate_parser(sub):
                     help="gamma of the gamma rule, >= 0 (default: 0.25)")
     ev.add_argument("--alpha", type=float, default=2.0, metavar="A",
                     help="alpha of the alpha-beta rule, >= 1 (default: 2)")
+    ev.add_argument("--low", type=float, default=None, metavar="L",
+                    help="lower z-box bound of every input (z-box, epsilon-gamma-box)")
+    ev.add_argument("--high", type=float, default=None, metavar="H",
+                    help="upper z-box bound of every input (z-box, epsilon-gamma-box)")
     ev.add_argument("--png", metavar="FILE",
                     help="also draw the mean flipping curves per rule to FILE (needs "
                          "matplotlib: pip install \"lrpfast[plot]\")")
@@ -598,6 +609,10 @@ def _cmd_evaluate(args):
     rules = [r.strip() for r in args.rules.split(",")]
     if not all(rules):
         raise ValueError(f"--rules must be comma-separated rule names, got {args.rules!r}")
+    unknown = [r for r in rules if r not in _RULE_CHOICES]
+    if unknown:
+        raise ValueError(f"--rules: unknown rule {unknown[0]!r}; see lrpfast evaluate --help")
+    _check_bounds_given(args, rules, "--rules")
     check_int(args.features_per_step, "--features-per-step", low=1)
     if args.steps is not None:
         check_int(args.steps, "--steps", low=1)
@@ -624,6 +639,8 @@ def _cmd_evaluate(args):
         data = data[None]
     if args.max_rows is not None:
         data = data[:args.max_rows]
+    params = dict(eps=args.eps, gamma=args.gamma, alpha=args.alpha)
+    rules = [_named_rule(r, args, net, params, "--rules") for r in rules]
     try:
         cmp = compare_rules(net, data, rules, eps=args.eps, gamma=args.gamma,
                             alpha=args.alpha, features_per_step=args.features_per_step,
@@ -729,9 +746,8 @@ def _cmd_explain(args):
     probe = _load_probe(args.probe)
     _, single = net._as_batch(probe, "PROBE")
     if not single:
-        raise ValueError(f"PROBE must hold one probe of shape {net.input_shape}, "
-                         f"got a batch of shape {probe.shape}; give --out OUT.npz to "
-                         "explain a batch")
+        raise ValueError(f"PROBE must hold one probe, got a batch {probe.shape}; "
+                         "use --out OUT.npz for it")
     print(lrp_report(net, probe, forced_class=args.forced_class, top_k=args.top_k,
                      rule=rule, absorb_bias=args.absorb_bias, **params), end="")
     if args.png is not None:
@@ -763,24 +779,44 @@ def _cmd_explain_batch(args, net, rule, params):
 
 def _cli_rule(args, net, params):
     """The ``rule=`` of ``--rule`` with ``--low``/``--high`` (z-box bounds)."""
-    box = args.rule in ("z-box", "epsilon-gamma-box")
+    _check_bounds_given(args, [args.rule], "--rule")
+    return _named_rule(args.rule, args, net, params, "--rule")
+
+
+def _bounded():
+    """The names of ``--rule``/``--rules`` that need ``--low``/``--high`` (from the registries)."""
+    return [name for name in _RULE_CHOICES if needs_bounds(name)]
+
+
+def _check_bounds_given(args, names, option):
+    """Refuse ``--low``/``--high`` when none of ``names`` takes them."""
     given = [o for o, v in (("--low", args.low), ("--high", args.high)) if v is not None]
-    if not box:
-        if given:
-            raise ValueError(f"{' and '.join(given)} apply only to --rule z-box and "
-                             f"epsilon-gamma-box, not {args.rule}")
-        return args.rule
+    if given and not any(needs_bounds(n) for n in names):
+        raise ValueError(f"{' and '.join(given)} apply only to {option} "
+                         f"{' and '.join(_bounded())}, not {','.join(names)}")
+
+
+def _named_rule(name, args, net, params, option):
+    """The ``rule=`` for one rule or composite name of the command line.
+
+    A name that needs z-box bounds (:func:`lrpfast.composites.needs_bounds`)
+    gets ``--low``/``--high``: a composite is built with them, a bounded rule
+    (z-box) goes on the first Dense layer with epsilon above.  Any other name
+    is returned as it is.
+    """
+    if not needs_bounds(name):
+        return name
     missing = [o for o, v in (("--low", args.low), ("--high", args.high)) if v is None]
     if missing:
-        raise ValueError(f"--rule {args.rule} needs the z-box bounds "
-                         f"{' and '.join(missing)}")
+        raise ValueError(f"{option} {name} needs the z-box bounds {' and '.join(missing)}")
     check_real(args.low, "--low")
     check_real(args.high, "--high")
     if not args.low < args.high:
         raise ValueError(f"--low must be < --high, got {args.low:g} and {args.high:g}")
-    if args.rule == "epsilon-gamma-box":
-        return composite(args.rule, low=args.low, high=args.high, **params)
-    return [ZBox(args.low, args.high)] + ["epsilon"] * (net._n_dense - 1)
+    if name in COMPOSITES:
+        return composite(name, low=args.low, high=args.high,
+                         **{k: v for k, v in params.items() if v is not None})
+    return [RULES[name](args.low, args.high)] + ["epsilon"] * (net._n_dense - 1)
 
 
 _COMMANDS = {"demo": _cmd_demo, "explain": _cmd_explain, "evaluate": _cmd_evaluate}
@@ -836,5 +872,31 @@ def main(argv=None):
 
 
 def _fail(prog, message, code=2):
-    print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
+    print(_error_line(prog, message), file=sys.stderr)
     return code
+
+
+def _error_line(prog, message):
+    """``PROG: error: MESSAGE`` on one line, fitted to 100 columns where it can be.
+
+    A long line names a quoted path by its file name (the user typed the
+    path), then drops trailing details: a closing ``(...)`` (a library's
+    explanation of why a file did not parse) or a last ``"; ..."`` clause.
+    """
+    line = f"{prog}: error: {' '.join(message.split())}"
+    if len(line) > WIDTH:
+        line = re.sub(r"'[^' ]*[/\\]([^'/\\]+)'", r"'\1'", line)
+    while len(line) > WIDTH:
+        cut = line.rfind("; ")
+        if line.endswith(")"):
+            depth, k = 0, len(line)
+            while k > 0:
+                k -= 1
+                depth += {")": 1, "(": -1}.get(line[k], 0)
+                if depth == 0:
+                    break
+            cut = k - 1 if line[k - 1:k + 1] == " (" else cut
+        if cut <= len(prog) + 9:
+            break
+        line = line[:cut]
+    return line

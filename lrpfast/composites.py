@@ -30,10 +30,10 @@ explains.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ._validation import check_real
-from .rules import (DEFAULTS, AlphaBeta, Epsilon, Flat, GeneralizedGamma, WSquare, ZBox,
+from .rules import (DEFAULTS, RULES, AlphaBeta, Epsilon, Flat, GeneralizedGamma, WSquare, ZBox,
                     ZPlus)
 
 
@@ -172,3 +172,16 @@ def composite(name, *, eps=1e-2, gamma=0.25, alpha=2.0, low=None, high=None, _wa
                 warnings.warn(f"{k}={params[k]!r} is not used by composite {name!r}; it "
                               "has no effect", UserWarning, stacklevel=2)
     return Composite(name, tuple(sorted((k, params[k]) for k in used)), used, box)
+
+
+def needs_bounds(name):
+    """Whether the rule or composite registered as ``name`` needs z-box bounds.
+
+    Asked of the registries: a composite says so in :data:`COMPOSITES`, a rule
+    class by having ``low`` and ``high`` fields (:class:`~lrpfast.ZBox`).
+    False for an unknown name.
+    """
+    if name in COMPOSITES:
+        return COMPOSITES[name][4]
+    cls = RULES.get(name)
+    return cls is not None and {"low", "high"} <= {f.name for f in fields(cls)}

@@ -331,8 +331,8 @@ def _tiles(region, input_shape):
     C, H, W = input_shape
     if H % h or W % w:
         raise ValueError(
-            f"region ({h}, {w}) does not tile the input: H={H} and W={W} must be "
-            f"multiples of h and w")
+            f"region ({h}, {w}) does not tile the input: H={H}, W={W} must be "
+            f"multiples of h, w")
     idx = np.arange(C * H * W).reshape(C, H // h, h, W // w, w)
     # tile (ty, tx) in C order; inside a tile, features in flat order
     return np.ascontiguousarray(idx.transpose(1, 3, 0, 2, 4).reshape(

@@ -118,8 +118,8 @@ class Network:
                 raise ValueError(f"{name} is an empty batch of shape {arr.shape}")
             return arr.reshape(arr.shape[0], -1), False
         raise ValueError(
-            f"{name} must have shape {self.input_shape} (one probe) or "
-            f"(B, {', '.join(map(str, self.input_shape))}) (a batch), got {arr.shape}")
+            f"{name} must have shape {self.input_shape} or, for a batch, "
+            f"(B, {', '.join(map(str, self.input_shape))}); got {arr.shape}")
 
     def _trace(self, A):
         """Activations at every boundary: ``[a_0 = A, a_1, ..., a_L]`` (flat)."""

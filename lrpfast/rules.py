@@ -481,8 +481,8 @@ class ZBox(Rule):
             r, i = divmod(flat, A.shape[1])
             row = f"probe {r}, " if what == "X" else ""
             raise ValueError(
-                f"{what}: the z-box rule needs low <= x <= high, but {row}position "
-                f"{format_position(i, net.input_shape)} has x={float(A[r, i]):g} outside "
+                f"{what}: z-box: {row}position {format_position(i, net.input_shape)} "
+                f"has x={float(A[r, i]):g} outside "
                 f"[{float(low[i]):g}, {float(high[i]):g}]")
 
     def batch(self, cache, layer, A, S, R, absorb_bias):

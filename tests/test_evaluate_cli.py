@@ -73,12 +73,31 @@ def test_evaluate_region_score_and_value_baseline(files, capsys):
     (["--score", "softmax"], "--score"),
     (["--eps", "0"], "--eps"),
     (["--seed", "-2"], "--seed"),
+    (["--rules", "epsilon,epsilon-gamma-box"], "needs the z-box bounds --low and --high"),
+    (["--rules", "z-box", "--high", "1"], "needs the z-box bounds --low"),
+    (["--rules", "epsilon,gamma", "--low", "0"], "--low apply only to --rules z-box"),
+    (["--rules", "z-box", "--low", "1", "--high", "0"], "--low must be < --high"),
+    (["--rules", "z-box", "--low", "0.5", "--high", "0.6"], "outside"),
 ])
 def test_evaluate_bad_options_are_one_line(files, capsys, args, message):
     d, _, _ = files
     code, out, err = run_main(capsys, "evaluate", d / "model.npz", d / "data.npy", *args)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert len(err.rstrip("\n")) <= 100, err
+
+
+def test_evaluate_takes_the_bounded_rules(files, capsys):
+    d, net, data = files
+    code, out, err = run_main(capsys, "evaluate", d / "model.npz", d / "data.npy",
+                              "--rules", "epsilon,epsilon-gamma-box,z-box", "--low", "-5",
+                              "--high", "5", "--max-rows", "20", "--steps", "4")
+    assert code == 0, err
+    expected = evaluate.compare_rules(
+        net, data[:20], ["epsilon", lf.composite("epsilon-gamma-box", low=-5.0, high=5.0),
+                         [lf.ZBox(-5.0, 5.0), "epsilon", "epsilon"]], steps=4)
+    assert out == expected.table() + "\n"
+    assert "epsilon-gamma-box (z-box-rule (low=-5" in out
 
 
 def test_evaluate_bad_files(files, capsys, tmp_path):

@@ -686,6 +686,7 @@ def test_cli_takes_the_new_rules_and_bounds(tmp_path, capsys):
         assert cli.main(["explain", str(model), str(probe), *args]) == 2
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1, err
+        assert len(err.rstrip("\n")) <= 100, err
 
 
 # --------------------------------------------------------------------------
