@@ -746,8 +746,8 @@ def _cmd_explain(args):
     probe = _load_probe(args.probe)
     _, single = net._as_batch(probe, "PROBE")
     if not single:
-        raise ValueError(f"PROBE must hold one probe, got a batch {probe.shape}; "
-                         "use --out OUT.npz for it")
+        raise ValueError(f"PROBE must hold one probe, got a batch {probe.shape}: "
+                         "use --out OUT.npz")
     print(lrp_report(net, probe, forced_class=args.forced_class, top_k=args.top_k,
                      rule=rule, absorb_bias=args.absorb_bias, **params), end="")
     if args.png is not None:
@@ -879,13 +879,15 @@ def _fail(prog, message, code=2):
 def _error_line(prog, message):
     """``PROG: error: MESSAGE`` on one line, fitted to 100 columns where it can be.
 
-    A long line names a quoted path by its file name (the user typed the
-    path), then drops trailing details: a closing ``(...)`` (a library's
+    A long line names a quoted path by its last two parts, or its last (the
+    user typed the path), then drops trailing details: a closing ``(...)`` (a library's
     explanation of why a file did not parse) or a last ``"; ..."`` clause.
     """
     line = f"{prog}: error: {' '.join(message.split())}"
     if len(line) > WIDTH:
-        line = re.sub(r"'[^' ]*[/\\]([^'/\\]+)'", r"'\1'", line)
+        line = re.sub(r"'[^' ]*/([^'/ ]+/[^'/ ]+)'", r"'.../\1'", line)
+    if len(line) > WIDTH:
+        line = re.sub(r"'[^' ]*/([^'/ ]+)'", r"'\1'", line)
     while len(line) > WIDTH:
         cut = line.rfind("; ")
         if line.endswith(")"):
