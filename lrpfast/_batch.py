@@ -23,25 +23,34 @@ from ._dispatch import kernels as _kernels
 _CANCEL = 1.0 / 16
 
 
-def _derived(cache, layer, what, *extra):
-    """Cached arrays derived from ``layer.weight``.
+def _derived(cache, layer, build, *extra):
+    """``build(layer.weight, *extra)``, cached per layer and arguments.
 
-    ``"gamma"``: ``W + γ max(W, 0)``; ``"split"``: ``(max(W, 0), min(W, 0))``;
-    ``"square"``: ``(W², Σ_i W²_ij)``.
+    ``build`` is one of the functions below (or any function of the weights):
+    a rule that needs other derived weights passes its own, with no branch
+    here.
     """
-    key = (what, id(layer)) + extra
+    key = (build, id(layer)) + extra
     val = cache.get(key)
     if val is None:
-        W = layer.weight
-        if what == "gamma":
-            val = W + W.dtype.type(extra[0]) * np.maximum(W, 0)
-        elif what == "split":
-            val = (np.maximum(W, 0), np.minimum(W, 0))
-        else:
-            W2 = W * W
-            val = (W2, W2.sum(axis=0))
-        cache[key] = val
+        val = cache[key] = build(layer.weight, *extra)
     return val
+
+
+def gamma_weight(W, gamma):
+    """``W + γ max(W, 0)``."""
+    return W + W.dtype.type(gamma) * np.maximum(W, 0)
+
+
+def split_weight(W):
+    """``(max(W, 0), min(W, 0))``."""
+    return np.maximum(W, 0), np.minimum(W, 0)
+
+
+def square_weight(W):
+    """``(W², Σ_i W²_ij)``."""
+    W2 = W * W
+    return W2, W2.sum(axis=0)
 
 
 def _prep(A, R):
@@ -54,7 +63,7 @@ def epsilon(cache, layer, A, S, R, absorb_bias, eps, gamma):
     B = R.shape[0]
     shares, total = np.zeros((B, 4)), np.empty(B)
     if gamma != 0:
-        Wg = _derived(cache, layer, "gamma", gamma)
+        Wg = _derived(cache, layer, gamma_weight, gamma)
         D = A @ Wg                                    # s' = a @ W'
     else:
         Wg, D = layer.weight, S
@@ -74,7 +83,7 @@ def _split_forward(cache, layer, A, S, need_n):
     so those columns are recomputed exactly (an exact 0 must stay 0: it makes
     a neuron degenerate); on trained networks that is rare.
     """
-    Wp, Wn = _derived(cache, layer, "split")
+    Wp, Wn = _derived(cache, layer, split_weight)
     nonneg = not (A < 0).any()
     if nonneg:
         P = A @ Wp                                    # P = a @ W+
@@ -97,7 +106,7 @@ def _split_forward(cache, layer, A, S, need_n):
 
 def _split_backward(cache, layer, A, QP, QN, nonneg, total, beta_zero=False):
     """``R_in_i = Σ_j (c+_ij qp_j + c-_ij qn_j)``, c = a w: 2 products for a >= 0."""
-    Wp, Wn = _derived(cache, layer, "split")
+    Wp, Wn = _derived(cache, layer, split_weight)
     if nonneg:
         R_in = QP @ Wp.T                              # R_in = a * (QP @ W+.T + QN @ W-.T)
         if not beta_zero:
@@ -153,7 +162,7 @@ def w_square(cache, layer, R, absorb_bias, eps):
     R = np.ascontiguousarray(R)
     B = R.shape[0]
     shares, total = np.zeros((B, 4)), np.empty(B)
-    W2, d = _derived(cache, layer, "square")
+    W2, d = _derived(cache, layer, square_weight)
     b2 = layer.bias * layer.bias
     if absorb_bias:
         d = d + b2
@@ -198,7 +207,7 @@ def z_box(cache, layer, A, S, R, low, high, eps):
     Q = np.empty_like(D)
     _kernels.epsilon_q(D, np.zeros_like(layer.bias), R, eps, 0.0, False, Q,
                        np.empty_like(D), shares)
-    Wp, Wn = _derived(cache, layer, "split")
+    Wp, Wn = _derived(cache, layer, split_weight)
     U = Q @ Wp.T                                      # U = q @ W+.T
     V = Q @ Wn.T                                      # V = q @ W-.T
     R_in = (A - low) * U
