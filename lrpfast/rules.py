@@ -90,7 +90,12 @@ class Rule:
 
     def allowed_shares(self, absorb_bias):
         """The shares of the conservation verdict this rule object may use."""
-        return (("bias",) if absorb_bias and self.bias_enters else ()) + self.shares
+        return (("bias",) if absorb_bias and self.bias_enters else ()) + self.object_shares()
+
+    def object_shares(self):
+        """The shares of this rule object: the class's ``shares``, unless its
+        parameters add one (alpha-beta's stabiliser when ``eps > 0``)."""
+        return self.shares
 
     # hooks with a network in hand (z-box needs them)
     def check_layer(self, net, k_dense, what):
@@ -207,9 +212,8 @@ class AlphaBeta(Rule):
     by_name = ("alpha",)
     shares = ("degenerate",)          # the stabiliser too when eps > 0
 
-    def allowed_shares(self, absorb_bias):
-        extra = ("stabilizer",) if self.eps else ()
-        return (("bias",) if absorb_bias else ()) + extra + self.shares
+    def object_shares(self):
+        return (("stabilizer",) if self.eps else ()) + self.shares
 
     def __post_init__(self):
         object.__setattr__(self, "alpha", check_real(self.alpha, "alpha", low=1.0))

@@ -765,3 +765,32 @@ def test_every_registered_rule_is_known_everywhere():
         assert name in cli._RULE_CHOICES
         assert (name in rules.NAMED) == (cls.by_name is not None)
         assert callable(cls.batch) and callable(cls.reference) and callable(cls.kernel_args)
+
+
+def test_derived_weights_take_any_builder_and_cache_it():
+    from lrpfast import _batch
+    net = lf.Network((2,), [lf.Dense(3)], dtype="float64")
+    layer = net.layers[0]
+    layer.weight = np.arange(6.0).reshape(2, 3) - 2.5
+    calls = []
+
+    def cube(W, k):
+        calls.append(k)
+        return W ** 3 * k
+
+    cache = {}
+    first = _batch._derived(cache, layer, cube, 2.0)
+    assert np.array_equal(first, (np.arange(6.0).reshape(2, 3) - 2.5) ** 3 * 2)
+    assert _batch._derived(cache, layer, cube, 2.0) is first and calls == [2.0]
+    _batch._derived(cache, layer, cube, 3.0)
+    assert calls == [2.0, 3.0]
+    Wp, Wn = _batch._derived(cache, layer, _batch.split_weight)
+    assert np.array_equal(Wp - Wn, np.abs(layer.weight))
+
+
+@pytest.mark.parametrize("absorb_bias", [False, True])
+def test_alpha_beta_shares_extend_the_base(absorb_bias):
+    base = lf.ZPlus().allowed_shares(absorb_bias)       # bias (if any) + degenerate
+    assert lf.AlphaBeta(alpha=2.0).allowed_shares(absorb_bias) == base
+    with_eps = lf.AlphaBeta(alpha=2.0, eps=1e-6).allowed_shares(absorb_bias)
+    assert with_eps == base[:-1] + ("stabilizer", "degenerate")
