@@ -531,6 +531,14 @@ class RuleComparison:
                   "  AOPC = mean drop of the score along the curve; s.e. = standard error "
                   "of MoRF - LeRF;",
                   "  the random order ignores the relevance (the same for every rule)."]
+        tied = [lab.split(" (")[0] for lab in self.labels
+                if np.array_equal(self.morf[lab].curves, self.lerf[lab].curves)]
+        if tied:
+            its = "its" if len(tied) == 1 else "their"
+            lines += textwrap.wrap(
+                f"MoRF = LeRF for {', '.join(tied)}: {its} relevance ties (e.g. a flat "
+                f"layer) and ties are broken by flat index, so {its} MoRF - LeRF gap says "
+                "nothing.", 100, initial_indent="  ", subsequent_indent="  ")
         return "\n".join(lines)
 
     def __str__(self):
@@ -570,7 +578,8 @@ def compare_rules(net, X, rules=DEFAULT_RULES, *, eps=1e-2, gamma=0.25, alpha=2.
         Parameters of the rules given by name, as in :func:`~lrpfast.explain_batch`.
     **options
         ``features_per_step``, ``steps``, ``baseline``, ``score``, ``target``,
-        ``seed``, ``region``, ``chunk_size``: as in :func:`pixel_flipping`.
+        ``seed``, ``region``, ``chunk_size``, ``progress``: as in
+        :func:`pixel_flipping` (``progress`` shows one bar per curve).
         ``target`` is also the class explained (``forced_class``).
 
     Returns
@@ -579,7 +588,7 @@ def compare_rules(net, X, rules=DEFAULT_RULES, *, eps=1e-2, gamma=0.25, alpha=2.
         ``print(result)`` prints its table.
     """
     allowed = {"features_per_step", "steps", "baseline", "score", "target", "seed",
-               "region", "chunk_size"}
+               "region", "chunk_size", "progress"}
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise TypeError(f"compare_rules got unknown option(s) {', '.join(unknown)}; "

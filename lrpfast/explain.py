@@ -480,6 +480,15 @@ def _check_seed(net, output_relevance, forced, B):
         raise ValueError(
             f"output_relevance must have shape {shape} ({what}), got "
             f"{np.shape(output_relevance)}")
+    if isinstance(output_relevance, np.ndarray):
+        is_bool = output_relevance.dtype.kind == "b"
+    else:   # a list: one True among floats would pass as 1.0
+        is_bool = np.asarray(output_relevance).dtype.kind == "b" or any(
+            isinstance(v, (bool, np.bool_))
+            for v in np.asarray(output_relevance, dtype=object).ravel())
+    if is_bool:
+        raise TypeError("output_relevance must hold numbers, got booleans (True/False); "
+                        "give the relevance as floats (1.0, 0.0)")
     return as_float_array(output_relevance, "output_relevance", net.dtype, copy=True)
 
 

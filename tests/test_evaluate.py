@@ -509,3 +509,29 @@ def test_other_first_layers(data, first):
         res = evaluate.pixel_flipping(net, X, R, features_per_step=k, baseline=0.5)
         exp, _ = plain_curves(net, X, R, "morf", k, baseline=0.5)
         assert_curves(res.curves, exp, "float64")
+
+
+def test_compare_rules_passes_progress_through(data, capsys):
+    X, _ = data
+    net = small_net("float64")
+    quiet = evaluate.compare_rules(net, X, ["epsilon", "gamma"], steps=3)
+    pytest.importorskip("tqdm")
+    shown = evaluate.compare_rules(net, X, ["epsilon", "gamma"], steps=3, progress=True)
+    assert shown.table() == quiet.table()
+    assert "flip" in capsys.readouterr().err          # the bars of pixel_flipping
+    with pytest.raises(TypeError, match="progress"):  # validated by pixel_flipping
+        evaluate.compare_rules(net, X, ["epsilon"], steps=3, progress="yes")
+
+
+def test_compare_rules_footnotes_rules_whose_relevance_ties(data):
+    X, _ = data
+    net = small_net("float64")
+    cmp = evaluate.compare_rules(net, X, ["epsilon", "flat"], steps=4)
+    # the flat rule gives every input the same relevance: both orders are the flat index
+    np.testing.assert_array_equal(cmp.morf["flat-rule"].curves, cmp.lerf["flat-rule"].curves)
+    text = cmp.table()
+    foot = [line for line in text.splitlines() if line.startswith("  MoRF = LeRF")]
+    assert len(foot) == 1 and "flat-rule" in foot[0] and "epsilon" not in foot[0]
+    assert "broken by flat index" in " ".join(text.split())
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "MoRF = LeRF" not in evaluate.compare_rules(net, X, ["epsilon"], steps=4).table()

@@ -794,3 +794,13 @@ def test_alpha_beta_shares_extend_the_base(absorb_bias):
     assert lf.AlphaBeta(alpha=2.0).allowed_shares(absorb_bias) == base
     with_eps = lf.AlphaBeta(alpha=2.0, eps=1e-6).allowed_shares(absorb_bias)
     assert with_eps == base[:-1] + ("stabilizer", "degenerate")
+
+
+@pytest.mark.parametrize("seed", [[True, False], [1.0, True], np.array([True, False])])
+def test_output_relevance_refuses_booleans(seed):
+    net = lf.Network((4,), [lf.Dense(3, "relu"), lf.Dense(2)], seed=0)
+    x = np.ones(4)
+    with pytest.raises(TypeError, match="output_relevance.*boolean"):
+        lf.explain(net, x, output_relevance=seed)
+    with pytest.raises(TypeError, match="output_relevance.*boolean"):
+        lf.explain_batch(net, x[None], output_relevance=[seed])
