@@ -159,6 +159,37 @@ def check_class(value, name, n_outputs):
     return check_int(value, name, low=0, high=n_outputs - 1)
 
 
+def check_class_array(value, name, B, n_classes, *, check_values=True):
+    """Validate one class per row of a batch of ``B``: None, an int, or ``B`` ints.
+
+    Returns None, or an int64 array of shape ``(B,)`` (an int is repeated).
+    A value out of ``[0, n_classes - 1]`` is refused; on a network with one
+    output with :func:`check_class`'s message on the one logit.  With
+    ``check_values=False`` (a lazy array, e.g. a dask array, whose values are
+    checked later) only its dtype and shape are checked and it is returned as
+    it is.
+    """
+    if value is None:
+        return None
+    if check_values and np.ndim(value) == 0:
+        return np.full(B, check_class(value, name, n_classes), dtype=np.int64)
+    arr = np.asarray(value) if check_values else value
+    if arr.dtype.kind not in "iu" or tuple(arr.shape) != (B,):
+        raise ValueError(
+            f"{name} must be None, an int or an array of {B} ints (one per probe), got "
+            f"dtype {arr.dtype} and shape {tuple(arr.shape)}")
+    if not check_values:
+        return value
+    lo, hi = arr.min(), arr.max()
+    if lo < 0 or hi >= n_classes:
+        if n_classes == 1:
+            check_class(int(hi) if hi >= 1 else int(lo), name, 1)
+        raise ValueError(
+            f"{name} values must be in [0, {n_classes - 1}] (the network's outputs), "
+            f"got [{lo}, {hi}]")
+    return arr.astype(np.int64)
+
+
 def check_choice(value, name, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(

@@ -33,6 +33,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     raise ImportError('lrpfast.dask needs dask: pip install "lrpfast[dask]"') from None
 
+from ._validation import check_class_array
 from .explain import BatchExplanation
 from .network import Network
 
@@ -433,13 +434,10 @@ def _aligned_rows(chunks, step):
 def _check_forced(forced_class, B, n_classes, rows):
     """A per-row forced_class as a dask array chunked like the row blocks."""
     if isinstance(forced_class, da.Array):
-        if forced_class.dtype.kind not in "iu" or forced_class.shape != (B,):
-            raise ValueError(
-                f"forced_class must be None, an int or an array of {B} ints, got "
-                f"dtype {forced_class.dtype} and shape {forced_class.shape}")
         # Values are range-checked block by block by explain_batch.
+        check_class_array(forced_class, "forced_class", B, n_classes, check_values=False)
         return forced_class.rechunk((rows,))
-    arr = _explain._check_forced_batch(forced_class, B, n_classes)
+    arr = check_class_array(forced_class, "forced_class", B, n_classes)
     return da.from_array(arr, chunks=(rows,))
 
 

@@ -35,7 +35,8 @@ import numpy as np
 
 from . import _flip
 from ._progress import check_progress, progress_bar
-from ._validation import as_float_array, check_choice, check_class, check_int
+from ._validation import (as_float_array, check_choice, check_class_array,
+                          check_int)
 from .explain import BatchExplanation, _logit_layer, explain_batch
 from .layers import ACTIVATIONS
 from .network import Network
@@ -219,7 +220,7 @@ def pixel_flipping(net, X, relevance, *, order="morf", features_per_step=1, step
     if steps is not None:
         steps = check_int(steps, "steps", low=1)
     base = _check_baseline(baseline, net, A)
-    tgt = _check_target(target, B, net.n_outputs)
+    tgt = check_class_array(target, "target", B, net.n_outputs)
     if tgt is None:
         tgt = expl_target
     rng = _check_seed(seed)
@@ -289,24 +290,6 @@ def _check_baseline(baseline, net, A):
             f"baseline must be a number, 'mean' or an array of the input shape "
             f"{net.input_shape}, got an array of shape {arr.shape}")
     return arr.reshape(n)
-
-
-def _check_target(target, B, n_classes):
-    if target is None:
-        return None
-    if np.ndim(target) == 0:
-        c = check_class(target, "target", n_classes)
-        return np.full(B, c, dtype=np.int64)
-    arr = np.asarray(target)
-    if arr.dtype.kind not in "iu" or arr.shape != (B,):
-        raise ValueError(
-            f"target must be None, an int or an array of {B} ints (one per probe), got "
-            f"dtype {arr.dtype} and shape {arr.shape}")
-    if arr.min() < 0 or arr.max() >= n_classes:
-        raise ValueError(
-            f"target values must be in [0, {n_classes - 1}] (the network's outputs), "
-            f"got [{arr.min()}, {arr.max()}]")
-    return arr.astype(np.int64)
 
 
 def _check_seed(seed):
@@ -601,7 +584,7 @@ def compare_rules(net, X, rules=DEFAULT_RULES, *, eps=1e-2, gamma=0.25, alpha=2.
     if not isinstance(net, Network):
         raise TypeError(f"net must be a lrpfast Network, got {type(net).__name__}")
     B = net._as_batch(X, "X")[0].shape[0]
-    forced = None if target is None else _check_target(target, B, net.n_outputs)
+    forced = check_class_array(target, "target", B, net.n_outputs)
     exps = [explain_batch(net, X, rule=r, eps=eps, gamma=gamma, alpha=alpha,
                           forced_class=forced, absorb_bias=absorb_bias) for r in rules]
     labels = [e.rule for e in exps]

@@ -19,7 +19,8 @@ import numpy as np
 
 from . import reference
 from ._progress import check_progress, progress_bar
-from ._validation import as_float_array, check_choice, check_class, check_int
+from ._validation import (as_float_array, check_choice, check_class, check_class_array,
+                          check_int)
 from .layers import ACT_CODES, ACTIVATIONS
 from .network import Network
 from ._dispatch import kernels as _kernels
@@ -398,7 +399,7 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
                                                 absorb_bias, backend)
     arr = _validation_as_batch(net, X)
     B = arr.shape[0]
-    forced = _check_forced_batch(forced_class, B, net.n_outputs)
+    forced = check_class_array(forced_class, "forced_class", B, net.n_outputs)
     seed = _check_seed(net, output_relevance, forced, B)
     layers = _check_layers(layers)
     if rules.checks_input:
@@ -527,27 +528,6 @@ def _chunk_size(net, chunk_size):
         widths = sum(l.n_out for l in net.layers) + net.n_inputs
         return max(1, (16 << 20) // (widths * net.dtype.itemsize * 3))
     return check_int(chunk_size, "chunk_size", low=1)
-
-
-def _check_forced_batch(forced_class, B, n_classes):
-    if forced_class is None:
-        return None
-    if np.ndim(forced_class) == 0:
-        c = check_class(forced_class, "forced_class", n_classes)
-        return np.full(B, c, dtype=np.int64)
-    arr = np.asarray(forced_class)
-    if arr.dtype.kind not in "iu" or arr.shape != (B,):
-        raise ValueError(
-            f"forced_class must be None, an int or an array of {B} ints, got "
-            f"dtype {arr.dtype} and shape {arr.shape}")
-    if arr.min() < 0 or arr.max() >= n_classes:
-        if n_classes == 1:
-            check_class(int(arr.max()) if arr.max() >= 1 else int(arr.min()),
-                        "forced_class", 1)
-        raise ValueError(
-            f"forced_class values must be in [0, {n_classes - 1}], got "
-            f"[{arr.min()}, {arr.max()}]")
-    return arr.astype(np.int64)
 
 
 _N_CORES = os.cpu_count() or 1

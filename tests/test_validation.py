@@ -394,3 +394,38 @@ def test_huge_finite_values_pass_validation_without_warning(dtype, value):
         warnings.simplefilter("error")
         out = as_float_array(x, "x", np.dtype(dtype))
     np.testing.assert_array_equal(out, x)
+
+
+def test_check_class_array_one_validator_for_forced_class_and_target():
+    from lrpfast._validation import check_class_array
+    np.testing.assert_array_equal(check_class_array(1, "target", 3, 2), [1, 1, 1])
+    out = check_class_array(np.array([0, 1, 1], dtype=np.int32), "target", 3, 2)
+    assert out.dtype == np.int64 and out.tolist() == [0, 1, 1]
+    assert check_class_array(None, "target", 3, 2) is None
+    with pytest.raises(ValueError, match=r"target must be None, an int or an array of 3 ints"):
+        check_class_array([0.0, 1.0, 1.0], "target", 3, 2)
+    with pytest.raises(ValueError, match=r"target values must be in \[0, 1\].*\[0, 5\]"):
+        check_class_array([0, 5, 1], "target", 3, 2)
+    with pytest.raises(TypeError, match="target"):
+        check_class_array(True, "target", 3, 2)
+    # a one-output network: the message on the one logit, for target= too
+    with pytest.raises(ValueError, match="target must be 0 for a network with a single output"):
+        check_class_array([0, 1, 0], "target", 3, 1)
+    # a lazy array: dtype and shape only, returned as it is
+    lazy = np.array([7, 7, 7])
+    assert check_class_array(lazy, "forced_class", 3, 2, check_values=False) is lazy
+    with pytest.raises(ValueError, match="forced_class must be None"):
+        check_class_array(lazy[:2], "forced_class", 3, 2, check_values=False)
+
+
+def test_target_and_forced_class_say_the_same(rng=np.random.default_rng(0)):
+    net = lf.Network((4,), [lf.Dense(3, "relu"), lf.Dense(1, "sigmoid")], seed=0)
+    X = rng.random((3, 4))
+    msgs = []
+    for call in (lambda: lf.explain_batch(net, X, forced_class=[0, 1, 0]),
+                 lambda: lf.evaluate.compare_rules(net, X, ["epsilon"], target=[0, 1, 0])):
+        with pytest.raises(ValueError) as info:
+            call()
+        msgs.append(str(info.value))
+    assert msgs[0].replace("forced_class", "NAME") == msgs[1].replace("target", "NAME")
+    assert "single output" in msgs[1]
