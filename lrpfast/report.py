@@ -441,6 +441,11 @@ WIDTH = 100
 _NUMBERS_WIDTH = 2 + 11 + 1 + 11 + 1 + 9 + 1 + 9 + 1 + 10 + 1 + 10
 
 
+# Rule names in the table of section (a) keep at least this many columns
+# when they are abbreviated so that the layer column fits.
+_RULE_SHORT = 10
+
+
 def _wrap(text, indent="  ", width=WIDTH):
     """``text`` as lines of at most ``width`` columns, continuations indented."""
     return textwrap.wrap(text, width=width, subsequent_indent=indent,
@@ -451,17 +456,32 @@ def _fit(text, width):
     return text if len(text) <= width else text[:max(1, width - 1)] + "~"
 
 
+def _short_rules(rules, room, shortest=_RULE_SHORT):
+    """``{name: abbreviation}`` for the rule names longer than ``room`` columns.
+
+    Abbreviations keep at least ``shortest`` columns (``gamma-generalized`` ->
+    ``gamma-gen.``); the table gives a legend.  Empty when every name fits,
+    or when two abbreviations would be alike.
+    """
+    keep = max(room, shortest)
+    short = {r: r[:keep - 1] + "." for r in rules if len(r) > keep}
+    return short if len(set(short.values())) == len(short) else {}
+
+
 def _conservation_lines(e):
     """The table of section (a), output side first, within :data:`WIDTH` columns.
 
     The rule column shows ``SKIPPED`` without the reason (the report lists the
-    SKIPPED layers and why at its end); layer descriptions too long for the
-    line are cut with ``~`` (the header's network line has them in full).
+    SKIPPED layers and why at its end).  A rule name that would push the
+    layer column past the line is abbreviated (a legend line follows); layer
+    descriptions still too long are cut with ``~`` (the header's network line
+    has them in full).
     """
     bounds = list(reversed(e.boundaries))
-    wr = max(len("rule"), *(len(b.rule) for b in bounds))
     names = [f"{b.index} {b.layer}" for b in bounds]
     wl = max(len("layer"), *(len(n) for n in names))
+    short = _short_rules({b.rule for b in bounds}, WIDTH - 4 - _NUMBERS_WIDTH - wl)
+    wr = max(len("rule"), *(len(short.get(b.rule, b.rule)) for b in bounds))
     wl = min(wl, WIDTH - 2 - 2 - wr - _NUMBERS_WIDTH)
     head = (f"  {'layer':<{wl}}  {'rule':<{wr}}  {'sum R_out':>11} {'sum R_in':>11} "
             f"{'residual':>9} {'bias':>9} {'stabiliser':>10} {'degenerate':>10}")
@@ -473,8 +493,11 @@ def _conservation_lines(e):
             shares = (f"{b.bias_share:>+9.2e} {b.stabilizer_share:>+10.2e} "
                       f"{b.degenerate_share:>+10.2e}")
         lines.append(
-            f"  {_fit(name, wl):<{wl}}  {b.rule:<{wr}}  {b.sum_out:>+11.4e} "
+            f"  {_fit(name, wl):<{wl}}  {short.get(b.rule, b.rule):<{wr}}  {b.sum_out:>+11.4e} "
             f"{b.sum_in:>+11.4e} {b.residual:>9.2e} {shares}")
+    if short:
+        lines += _wrap("  rules: " + ", ".join(f"{a} = {r}" for r, a in sorted(short.items())),
+                       indent="    ")
     degenerate = [b for b in e.boundaries if b.degenerate]
     if degenerate:
         lines += _wrap(

@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 
+import lrpfast as lf
 from conftest import param_bytes
 from lrpfast.datasets import blob_positions, blobs
 from lrpfast.explain import explain
@@ -572,3 +573,34 @@ def test_very_wide_image_is_drawn_in_bands_of_columns():
                                   for v in rel[c, y])
     assert "channel 1, x = 160..169" in text
     assert _widest(text) <= 100
+
+
+def _every_rule():
+    from lrpfast.composites import COMPOSITES, needs_bounds
+    from lrpfast.rules import NAMED, RULES
+    out = {name: name for name in NAMED}
+    out["z-box"] = [lf.ZBox(-5.0, 5.0), "epsilon", "epsilon"]
+    for name in COMPOSITES:
+        out[name] = (lf.composite(name, low=-5.0, high=5.0) if needs_bounds(name) else name)
+    assert set(out) == set(RULES) | set(COMPOSITES)
+    return out
+
+
+@pytest.mark.parametrize("name, rule", list(_every_rule().items()))
+def test_conservation_table_keeps_every_layer_description(name, rule):
+    # the demo's network
+    net = lf.Network(lf.datasets.SHAPE, [lf.Dense(16, "relu"), lf.Dense(12, "relu"),
+                                         lf.Dense(2, "linear"), lf.SoftMax()], seed=0)
+    x = lf.datasets.blobs(1, 0.05, seed=1, cls=1)[0][0]
+    text = lf.lrp_report(net, x, rule=rule)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    table = text.split("(a) Relevance conservation")[1].split("Max conservation")[0]
+    rows = [line for line in table.splitlines() if line[2:3].isdigit()]
+    assert len(rows) == len(net.layers)
+    for k, layer in enumerate(net.layers):
+        row = next(r for r in rows if r.startswith(f"  {k} "))
+        assert row.startswith(f"  {k} {layer.describe()} "), row
+        assert "~" not in row
+    # an abbreviated rule name is spelled out in a legend line
+    for short in re.findall(r"\s(\S+\.)\s", "\n".join(rows)):
+        assert re.search(rf"rules: .*{re.escape(short)} = ", table), table
