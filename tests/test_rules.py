@@ -804,3 +804,19 @@ def test_output_relevance_refuses_booleans(seed):
         lf.explain(net, x, output_relevance=seed)
     with pytest.raises(TypeError, match="output_relevance.*boolean"):
         lf.explain_batch(net, x[None], output_relevance=[seed])
+
+
+def test_cli_z_box_report_carries_every_rule_parameter(tmp_path, capsys):
+    from lrpfast import cli
+    net, _, _, X = _setup("image", "z-plus", "float32")
+    model, probe = tmp_path / "m.npz", tmp_path / "p.npy"
+    net.save(str(model))
+    np.save(probe, np.clip(X[1], 0, 1))
+    assert cli.main(["explain", str(model), str(probe), "--rule", "z-box", "--low", "0",
+                     "--high", "1", "--eps", "0.1"]) == 0
+    out = capsys.readouterr().out
+    # the header names the rules; the lines below it give each with its parameters
+    assert out.startswith("LRPReport  composite: z-box-rule / epsilon-rule / epsilon-rule\n")
+    rules = [line for line in out.splitlines()[1:4]]
+    assert rules[0].endswith(": z-box-rule (low=0, high=1, eps=1e-06)"), rules
+    assert all(line.endswith(": epsilon-rule (eps=0.1)") for line in rules[1:]), rules
