@@ -5,8 +5,8 @@ cdef floating _activate(floating z, int code) noexcept nogil
 
 cdef void _dense_forward(const floating* a, const floating* W, const floating* b,
                          Py_ssize_t n, Py_ssize_t m, Py_ssize_t ld, int act, int prep,
-                         double gam, floating* s, floating* out, floating* s1,
-                         floating* s2) noexcept nogil
+                         double gam, floating* s, floating* out,
+                         floating* s1) noexcept nogil
 
 cdef void _eps_q_row(const floating* s, const floating* b, Py_ssize_t m, double eps,
                      double gam, bint absorb, const floating* R, floating* q,

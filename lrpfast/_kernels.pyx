@@ -47,8 +47,7 @@ cdef enum:
 cdef enum:
     PREP_NONE = 0    # epsilon: s = a @ W is all it needs
     PREP_GAMMA = 1   # gamma: s1 = a @ W'
-    PREP_AB = 2      # alpha-beta: s1 = P, s2 = N
-    PREP_P = 3       # z-plus, generalised gamma: s1 = P (N = s - P where needed)
+    PREP_P = 3       # alpha-beta, z-plus, generalised gamma: s1 = P (N = s - P)
 
 # Rule codes (rules.CODE_*).
 cdef enum:
@@ -140,16 +139,15 @@ cdef inline floating _activate(floating z, int code) noexcept nogil:
 
 cdef void _dense_forward(const floating* a, const floating* W, const floating* b,
                          Py_ssize_t n, Py_ssize_t m, Py_ssize_t ld, int act, int prep,
-                         double gam, floating* s, floating* out, floating* s1,
-                         floating* s2) noexcept nogil:
+                         double gam, floating* s, floating* out,
+                         floating* s1) noexcept nogil:
     """s = a @ W, out = act(s + b), plus what the rule needs, in one pass over W.
 
     W is n x m with rows ``ld`` apart (ld = m, or more for a block of columns).
     PREP_GAMMA: s1 = a @ W' with W' = W + gam*max(W, 0).
-    PREP_AB:    s1 = sum_i max(a_i W_ij, 0) (P), s2 = sum_i min(a_i W_ij, 0) (N).
-    PREP_P:     s1 = P only.
+    PREP_P:     s1 = sum_i max(a_i W_ij, 0) (P); N = s - P (_n_from_s_p).
     Rows with a_i == 0 (common after a ReLU) contribute nothing and are
-    skipped; except for alpha-beta the others are taken four at a time, so
+    skipped; the others are taken four at a time, so
     each s_j is loaded and stored once per four rows (the loop is bound by
     those stores).
     """
@@ -166,17 +164,14 @@ cdef void _dense_forward(const floating* a, const floating* W, const floating* b
     if prep != PREP_NONE:
         for j in range(m):
             s1[j] = 0
-    if prep == PREP_AB:
-        for j in range(m):
-            s2[j] = 0
     if rows != NULL:
         for i in range(n):
             if a[i] != 0:
                 rows[nz] = i
                 nz += 1
-        # alpha-beta keeps one row at a time: its three sums per weight
+        # alpha-beta sums s and P only (N = s - P): a third sum per weight
         # measured 2x slower four rows at a time (too few registers)
-        for t in range(0, 0 if prep == PREP_AB else nz - nz % 4, 4):
+        for t in range(0, nz - nz % 4, 4):
             a0 = a[rows[t]]
             a1 = a[rows[t + 1]]
             a2 = a[rows[t + 2]]
@@ -205,7 +200,7 @@ cdef void _dense_forward(const floating* a, const floating* W, const floating* b
                     c3 = a3 * r3[j]
                     s[j] += (c0 + c1) + (c2 + c3)
                     s1[j] += (_pos(c0) + _pos(c1)) + (_pos(c2) + _pos(c3))
-        t = 0 if prep == PREP_AB else nz - nz % 4
+        t = nz - nz % 4
     else:              # no memory for the row list: every row, one at a time
         t = 0
     for t in range(t, nz if rows != NULL else n):
@@ -222,20 +217,38 @@ cdef void _dense_forward(const floating* a, const floating* W, const floating* b
                 w0 = r0[j]
                 s[j] += a0 * w0
                 s1[j] += a0 * (w0 + g * _pos(w0))       # s1 += a_i * W'[i, :]
-        elif prep == PREP_P:
-            for j in range(m):
-                c0 = a0 * r0[j]
-                s[j] += c0
-                s1[j] += _pos(c0)                       # P += max(c, 0)
         else:
             for j in range(m):
                 c0 = a0 * r0[j]
                 s[j] += c0
                 s1[j] += _pos(c0)                       # P += max(c, 0)
-                s2[j] += c0 - _pos(c0)                  # N += min(c, 0)
     free(rows)
     for j in range(m):
         out[j] = _activate(s[j] + b[j], act)
+
+
+cdef void _n_from_s_p(const floating* a, const floating* W, Py_ssize_t n,
+                      Py_ssize_t m, Py_ssize_t ld, const floating* s, const floating* P,
+                      floating* N) noexcept nogil:
+    """N_j = s_j - P_j (sum_i min(a_i W_ij, 0)), recomputed where it cancels.
+
+    ``s`` and ``P`` were summed in the same association (PREP_P), so a column
+    with no negative c_ij gives exactly 0.  Where |N_j| < P_j / 16 the
+    subtraction may have lost digits: that column is summed again, one row at
+    a time, as the batch path does (``_batch.py``).
+    """
+    cdef Py_ssize_t i, j
+    cdef floating acc, c, sixteen = 16
+    for j in range(m):
+        N[j] = s[j] - P[j]
+    for j in range(m):
+        if sixteen * (-N[j]) < P[j]:
+            acc = 0
+            for i in range(n):
+                if a[i] != 0:
+                    c = a[i] * W[i * ld + j]
+                    acc += c - _pos(c)                  # N += min(c, 0)
+            N[j] = acc
 
 
 # The backward sums below reduce along a row of W.  Without -ffast-math a C
@@ -562,12 +575,12 @@ cdef Py_ssize_t PAR_MIN_WEIGHTS = 1 << 22
 
 cdef void _dense_forward_par(const floating* a, const floating* W, const floating* b,
                              Py_ssize_t n, Py_ssize_t m, int act, int prep, double gam,
-                             floating* s, floating* out, floating* s1, floating* s2,
+                             floating* s, floating* out, floating* s1,
                              int nt) noexcept nogil:
     """_dense_forward with the columns split between ``nt`` threads (same sums)."""
     cdef Py_ssize_t t, j0, j1, blk
     if nt <= 1 or n * m < PAR_MIN_WEIGHTS or m < 32 * nt:
-        _dense_forward(a, W, b, n, m, m, act, prep, gam, s, out, s1, s2)
+        _dense_forward(a, W, b, n, m, m, act, prep, gam, s, out, s1)
         return
     blk = ((m + nt - 1) // nt + 15) // 16 * 16      # whole 64-byte lines per thread
     for t in prange(nt, num_threads=nt, schedule="static"):
@@ -575,7 +588,7 @@ cdef void _dense_forward_par(const floating* a, const floating* W, const floatin
         j1 = min(m, j0 + blk)
         if j0 < j1:
             _dense_forward(a, W + j0, b + j0, n, j1 - j0, m, act, prep, gam, s + j0,
-                           out + j0, s1 + j0, s2 + j0)
+                           out + j0, s1 + j0)
 
 
 cdef void _backward_par(int code, const floating* a, const floating* W, Py_ssize_t n,
@@ -617,7 +630,7 @@ def dense_forward(const floating[::1] a, const floating[:, ::1] W,
     cdef Py_ssize_t n = W.shape[0], m = W.shape[1], j
     with nogil:
         _dense_forward(&a[0], &W[0, 0], &b[0], n, m, m, act, PREP_NONE, 0.0,
-                       &z[0], &out[0], <floating*>NULL, <floating*>NULL)
+                       &z[0], &out[0], <floating*>NULL)
         for j in range(m):
             z[j] = z[j] + b[j]
 
@@ -666,11 +679,12 @@ def dense_backward(const floating[::1] a, const floating[:, ::1] W,
     try:
         with nogil:
             if code == RULE_ALPHA_BETA or code == RULE_GAMMA_GEN:
-                # as in explain_single (Plan): PREP_P for z-plus and gamma-gen
-                _dense_forward(&a[0], &W[0, 0], &b[0], n, m, m, ACT_LINEAR,
-                               PREP_AB if code == RULE_ALPHA_BETA and p2 != 0 else PREP_P,
-                               0.0, s, q1, s1, s2)
+                # as in explain_single (Plan): PREP_P, N = s - P where needed
+                _dense_forward(&a[0], &W[0, 0], &b[0], n, m, m, ACT_LINEAR, PREP_P,
+                               0.0, s, q1, s1)
                 if code == RULE_ALPHA_BETA:
+                    if p2 != 0:
+                        _n_from_s_p(&a[0], &W[0, 0], n, m, m, s, s1, s2)
                     _ab_q_row(s1, s2 if p2 != 0 else s1, &b[0], m, p1, p2, p3, absorb,
                               &R[0], q1, q2, shares)
                 else:
@@ -685,14 +699,14 @@ def dense_backward(const floating[::1] a, const floating[:, ::1] W,
                 _flat_backward(&R[0], n, m, &R_in[0])
             elif code == RULE_ZBOX:
                 _dense_forward(&a[0], &W[0, 0], &b[0], n, m, m, ACT_LINEAR, PREP_NONE,
-                               0.0, s, q1, s1, s2)
+                               0.0, s, q1, s1)
                 for j in range(m):
                     s[j] = s[j] - px1[j]                # d = s - l @ W+ - h @ W-
                 _eps_q_row(s, &b[0], m, p1, 0.0, False, &R[0], q1, q2, shares)
                 _zbox_backward(&a[0], px2, px3, &W[0, 0], n, m, q1, &R_in[0])
             else:
                 _dense_forward(&a[0], &W[0, 0], &b[0], n, m, m, ACT_LINEAR,
-                               PREP_GAMMA if p2 != 0 else PREP_NONE, p2, s, q1, s1, s2)
+                               PREP_GAMMA if p2 != 0 else PREP_NONE, p2, s, q1, s1)
                 _eps_q_row(s1 if p2 != 0 else s, &b[0], m, p1, p2, absorb, &R[0],
                            q1, q2, shares)
                 _eps_backward(&a[0], &W[0, 0], n, m, p2, q1, &R_in[0])
@@ -849,10 +863,8 @@ cdef class Plan:
             self.n_in[k] = n_in
             self.n_out[k] = n_out
             width = max(width, n_in, n_out)
-            if code == RULE_GAMMA_GEN or (code == RULE_ALPHA_BETA and p2 == 0):
-                self.prep[k] = PREP_P       # z-plus needs no N; gamma-gen: N = s - P
-            elif code == RULE_ALPHA_BETA:
-                self.prep[k] = PREP_AB
+            if code == RULE_GAMMA_GEN or code == RULE_ALPHA_BETA:
+                self.prep[k] = PREP_P       # z-plus needs no N; the others N = s - P
             elif code == RULE_EPSILON and p2 != 0:
                 self.prep[k] = PREP_GAMMA
             else:
@@ -911,7 +923,7 @@ cdef void _layer_forward(Plan plan, int k, const floating* a, floating* ws,
         # workspace: out | s | s1 | s2
         _dense_forward_par(a, <const floating*>plan.W[k], <const floating*>plan.b[k],
                            n, m, plan.act[k], plan.prep[k], plan.p2[k],
-                           out + m, out, out + 2 * m, out + 3 * m, nt)
+                           out + m, out, out + 2 * m, nt)
     elif op == OP_ACT:
         for i in range(m):
             out[i] = _activate(a[i], plan.act[k])
@@ -1034,6 +1046,8 @@ def explain_single(Plan plan, const floating[::1] x, long forced,
                     lay = ws + plan.off[k]          # out | s | s1 | s2
                     if code == RULE_ALPHA_BETA:
                         # z-plus (beta = 0) reads no N: P stands in for it
+                        if plan.p2[k] != 0:
+                            _n_from_s_p(a, W, n, m, m, lay + m, lay + 2 * m, lay + 3 * m)
                         _ab_q_row(lay + 2 * m, lay + (3 if plan.p2[k] != 0 else 2) * m,
                                   b, m, plan.p1[k], plan.p2[k], plan.p3[k], plan.absorb,
                                   R, q1, q2, &stats[k, ST_SHARES])

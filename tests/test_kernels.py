@@ -228,3 +228,35 @@ def test_zero_denominator_counts_as_positive(dtype, backend, absorb):
     else:
         R_in = reference.epsilon(a[None], W, b, R[None], eps, absorb_bias=absorb)[0][0]
     assert_close(R_in, exp, dtype, np.abs(exp), "R_in")
+
+
+@pytest.mark.parametrize("absorb", (False, True))
+def test_alpha_beta_negative_sum_from_s_minus_p(dtype, absorb):
+    # The kernels take N = s - P from the forward's sums (one product less) and
+    # sum a column again where that subtraction cancels (|N| < P/16).  Column
+    # 0 has no negative contribution (N = 0 exactly: a degenerate neuron for
+    # beta != 0), column 1 one tiny negative one (N ~ -1e-6 P), column 2 is
+    # mixed; all must match the double loop, in both paths.
+    rng = np.random.default_rng(7)
+    n, m = 30, 3
+    a = rng.uniform(0.1, 1.0, n).astype(dtype)
+    W = rng.normal(0, 1, (n, m)).astype(dtype)
+    W[:, :2] = np.abs(W[:, :2])
+    W[3, 1] = -1e-6
+    b = rng.normal(0, 0.1, m).astype(dtype)
+    R = np.array([1.0, -0.5, 2.0], dtype=dtype)
+    exp = L.apply_rule(("alpha-beta", 2.0), a, W, b, R, absorb)
+    assert exp.degenerate == (0 if absorb and b[0] < 0 else 1)
+    z = np.ascontiguousarray(L.dense_forward(a, W, b)[0], dtype=dtype)
+    R_in = np.empty(n, dtype=dtype)
+    shares = K.dense_backward(a, W, b, z, R, 1, 2.0, 1.0, absorb, R_in)
+    _check_layer(R_in, shares, exp, R, dtype, "K.dense_backward")
+    import lrpfast as lf
+    net = lf.Network((n,), [lf.Dense(m)], dtype=dtype)
+    net.layers[0].weight, net.layers[0].bias = W, b
+    e = lf.explain(net, a, rule="alpha-beta", output_relevance=R, absorb_bias=absorb)
+    bt = lf.explain_batch(net, a[None], rule="alpha-beta", output_relevance=R[None],
+                          absorb_bias=absorb)
+    for got, what in ((e, "explain"), (bt[0], "explain_batch")):
+        assert_close(got.relevance, exp.R_in, dtype, exp.mag_in, f"{what} R_in")
+        assert got.boundaries[0].degenerate == exp.degenerate, what

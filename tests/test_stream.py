@@ -87,7 +87,7 @@ def test_through_the_console(model, data, tmp_path):
     env = dict(os.environ, PYTHONPATH=PKG_PARENT)
     proc = subprocess.run([sys.executable, "-m", "lrpfast", "explain", str(model), str(data),
                            "--out", str(tmp_path / "o.npz")], capture_output=True, text=True,
-                          env=env, timeout=120)
+                          env=env, cwd=tmp_path, timeout=120)   # not the source tree
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""            # no terminal: no bar by default
     assert proc.stdout.startswith("explained 2345 rows")
