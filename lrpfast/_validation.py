@@ -92,7 +92,7 @@ def _refuse_non_finite(arr, out, name, dtype, batch_ndim):
                      f"{first[0]}, at {index}")
         else:
             where = f" at {count} position{'s' if count > 1 else ''}; the first is {index}"
-    raise ValueError(f"{name} contains {bad}{where}; all values must be finite")
+    raise ValueError(f"{name} contains {bad}{where} (all values must be finite)")
 
 
 def _all_finite(a):

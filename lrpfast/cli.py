@@ -888,17 +888,14 @@ def _error_line(prog, message):
         line = re.sub(r"'[^' ]*/([^'/ ]+/[^'/ ]+)'", r"'.../\1'", line)
     if len(line) > WIDTH:
         line = re.sub(r"'[^' ]*/([^'/ ]+)'", r"'\1'", line)
-    while len(line) > WIDTH:
-        cut = line.rfind("; ")
-        if line.endswith(")"):
-            depth, k = 0, len(line)
-            while k > 0:
-                k -= 1
-                depth += {")": 1, "(": -1}.get(line[k], 0)
-                if depth == 0:
-                    break
-            cut = k - 1 if line[k - 1:k + 1] == " (" else cut
-        if cut <= len(prog) + 9:
+    while len(line) > WIDTH and line.endswith(")"):
+        depth, k = 0, len(line)
+        while k > 0:
+            k -= 1
+            depth += {")": 1, "(": -1}.get(line[k], 0)
+            if depth == 0:
+                break
+        if line[k - 1:k + 1] != " (" or k - 1 <= len(prog) + 9:
             break
-        line = line[:cut]
+        line = line[:k - 1]
     return line

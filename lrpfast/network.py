@@ -218,8 +218,8 @@ def load(path):
     if not (magic.startswith(b"PK") or magic == b"\x93NUMPY"):
         raise ValueError(
             f"{spath!r} is not an npz or lrpfast model file (it starts with "
-            f"{magic!r}, not with the zip signature b'PK' of an .npz archive); "
-            "save models with Network.save")
+            f"{magic!r}, not with the zip signature b'PK' of an .npz archive; "
+            "save models with Network.save)")
     try:
         data = np.load(spath, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
