@@ -32,9 +32,12 @@ def load(paths):
 
 def _add(data, groups):
     for bench in data["benchmarks"]:
-        contender = re.search(
+        found = re.search(
             r"-(lrpfast|reference|zennit|captum|matmul-floor|forward-floor)\]",
-            bench["name"]).group(1)
+            bench["name"])
+        # other suites (Dask, streaming) name their contenders freely: the
+        # parameter in brackets; they go to the second table
+        contender = found.group(1) if found else re.search(r"\[(.*)\]", bench["name"]).group(1)
         groups[bench["group"]][contender] = bench["stats"]["median"]
 
 
@@ -49,10 +52,8 @@ def table(groups):
     lines = ["| network, rule, mode, dtype | × reference | × zennit | × captum "
              "| ÷ matmul floor | ÷ epsilon | lrpfast median |",
              "|---|---|---|---|---|---|---|"]
-    for group in sorted(groups, key=_order):
+    for group in sorted((g for g in groups if "lrpfast" in groups[g]), key=_order):
         g = groups[group]
-        if "lrpfast" not in g:
-            continue
         ours = g["lrpfast"]
 
         def ratio(name):
@@ -67,8 +68,21 @@ def table(groups):
     return "\n".join(lines)
 
 
+def other_table(groups):
+    """Groups without an ``lrpfast`` row (Dask, streaming): each contender's
+    median and its ratio to the group's ``in-memory`` row."""
+    lines = ["| group | contender | median | ÷ in-memory |", "|---|---|---|---|"]
+    for group in sorted(g for g in groups if "lrpfast" not in groups[g]):
+        g = groups[group]
+        base = g.get("in-memory")
+        for name, t in g.items():
+            vs = f"{t / base:.2f}" if base else "–"
+            lines.append(f"| {group} | {name} | {ms(t)} | {vs} |")
+    return "\n".join(lines)
+
+
 def _order(group):
-    net, rule, mode, dtype = group.split()
+    net, rule, mode, dtype = (group.split() + ["?"] * 4)[:4]
     nets = ["seed-36-16-12-2", "mlp-784-1024-1024-10", "wide-4096-4096-10"]
     rules = ["epsilon", "gamma", "alpha-beta", "z-plus", "w-square", "flat",
              "gamma-generalized"]
@@ -82,3 +96,6 @@ if __name__ == "__main__":
     print(f"Machine: {cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} cores; "
           f"Python {info.get('python_version', '?')}\n")
     print(table(groups))
+    if any("lrpfast" not in g for g in groups.values()):
+        print()
+        print(other_table(groups))
