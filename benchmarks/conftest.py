@@ -27,14 +27,19 @@ def get_net(name, dtype):
     """A trained-looking network: He weights, small non-zero biases, SoftMax head."""
     key = ("net", name, dtype)
     if key not in _cache:
-        shape, hidden, n_out = NETS[name]
-        layers = [lf.Dense(h, "relu") for h in hidden] + [lf.Dense(n_out), lf.SoftMax()]
-        net = lf.Network(shape, layers, dtype=dtype, seed=0)
-        rng = np.random.default_rng(1)
-        for layer in net.dense_layers:
-            layer.bias = rng.normal(0, 0.05, layer.bias.shape)
-        _cache[key] = net
+        _cache[key] = make_net(*NETS[name], dtype)
     return _cache[key]
+
+
+def make_net(shape, hidden, n_out, dtype):
+    """ReLU layers of widths ``hidden``, a linear head and a SoftMax: He weights
+    (seed 0), small non-zero biases (seed 1)."""
+    layers = [lf.Dense(h, "relu") for h in hidden] + [lf.Dense(n_out), lf.SoftMax()]
+    net = lf.Network(shape, layers, dtype=dtype, seed=0)
+    rng = np.random.default_rng(1)
+    for layer in net.dense_layers:
+        layer.bias = rng.normal(0, 0.05, layer.bias.shape)
+    return net
 
 
 def probes(net, n):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import lrpfast as lf
+from conftest import make_net
 
 B, K = 256, 8
 SHAPE, HIDDEN, N_OUT = (784,), [256, 256], 10
@@ -24,12 +25,7 @@ _nets = {}
 
 def flip_net(dtype):
     if dtype not in _nets:
-        layers = [lf.Dense(h, "relu") for h in HIDDEN] + [lf.Dense(N_OUT), lf.SoftMax()]
-        net = lf.Network(SHAPE, layers, dtype=dtype, seed=0)
-        rng = np.random.default_rng(1)
-        for layer in net.dense_layers:
-            layer.bias = rng.normal(0, 0.05, layer.bias.shape)
-        _nets[dtype] = net
+        _nets[dtype] = make_net(SHAPE, HIDDEN, N_OUT, dtype)
     return _nets[dtype]
 
 

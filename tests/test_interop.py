@@ -21,20 +21,14 @@ import pytest
 import lrpfast as lf
 from lrpfast import interop
 from lrpfast.interop import from_onnx, from_sklearn, from_torch
+from _interop_common import BACKENDS, FWD_TOL, RULES
 
 # Largest differences seen, per (framework, what): read by hand after a run.
 DIFFS = defaultdict(float)
 
-# Per-dtype tolerances, relative to the largest magnitude compared.
-FWD_TOL = {"float32": 2e-6, "float64": 1e-12}
+# Per-dtype tolerances, relative to the largest magnitude compared; the
+# forward tolerance, the rules and the backends are the importer tests' own.
 REL_TOL = {"float32": 2e-4, "float64": 1e-9}
-
-RULES = [
-    ("epsilon", dict(eps=0.05)),
-    ("gamma", dict(gamma=0.25, eps=0.05)),
-    ("alpha-beta", dict(alpha=2.0)),
-]
-BACKENDS = ["cython", "numpy"]
 
 
 def _close(framework, what, got, want, tol):

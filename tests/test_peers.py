@@ -82,13 +82,19 @@ def test_captum_gamma_equals_default_gamma(sizes, seed):
 
 # -- zennit ---------------------------------------------------------------
 
-def _zennit(model, x, rule_for_linear, target):
+def _zennit_composites():
+    """zennit's ``(Gradient, composites module)``; skips where zennit cannot import."""
     try:
+        from zennit import composites
         from zennit.attribution import Gradient
-        from zennit.composites import LayerMapComposite
     except Exception as exc:  # torchvision import failures are not ImportErrors only
         pytest.skip(f"zennit cannot be imported here: {exc}")
-    composite = LayerMapComposite(layer_map=[(torch.nn.Linear, rule_for_linear)])
+    return Gradient, composites
+
+
+def _zennit_run(model, composite, x, target):
+    """zennit's input relevance for probe ``x``, seeded with the target's logit."""
+    Gradient, _ = _zennit_composites()
     xt = torch.from_numpy(x[None]).requires_grad_(True)
     with Gradient(model=model, composite=composite) as attributor:
         out = model(xt)
@@ -96,6 +102,13 @@ def _zennit(model, x, rule_for_linear, target):
         seed_grad[0, target] = 1.0
         _, rel = attributor(xt, seed_grad * out)
     return rel.detach().numpy()[0]
+
+
+def _zennit(model, x, rule_for_linear, target):
+    """zennit with one rule for every Linear module."""
+    _, composites = _zennit_composites()
+    composite = composites.LayerMapComposite(layer_map=[(torch.nn.Linear, rule_for_linear)])
+    return _zennit_run(model, composite, x, target)
 
 
 def _zennit_rules():
@@ -134,21 +147,11 @@ def test_zennit_alpha_beta(absorb, seed):
 
 def _zennit_layers(model, x, rules_per_linear, target):
     """zennit with one rule per Linear module, input side first (NameMapComposite)."""
-    try:
-        from zennit.attribution import Gradient
-        from zennit.composites import NameMapComposite
-    except Exception as exc:
-        pytest.skip(f"zennit cannot be imported here: {exc}")
+    _, composites = _zennit_composites()
     names = [name for name, mod in model.named_children() if isinstance(mod, torch.nn.Linear)]
     assert len(names) == len(rules_per_linear)
-    composite = NameMapComposite(name_map=[((n,), r) for n, r in zip(names, rules_per_linear)])
-    xt = torch.from_numpy(x[None]).requires_grad_(True)
-    with Gradient(model=model, composite=composite) as attributor:
-        out = model(xt)
-        seed_grad = torch.zeros_like(out)
-        seed_grad[0, target] = 1.0
-        _, rel = attributor(xt, seed_grad * out)
-    return rel.detach().numpy()[0]
+    composite = composites.NameMapComposite(name_map=[((n,), r) for n, r in zip(names, rules_per_linear)])
+    return _zennit_run(model, composite, x, target)
 
 
 def _bounds(n, seed):
