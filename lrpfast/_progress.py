@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import sys
 
-import numpy as np
+from ._validation import check_bool
 
 __all__ = ["check_progress", "progress_bar"]
 
@@ -22,9 +22,7 @@ MAX_COLUMNS = 100
 
 def check_progress(progress, name="progress"):
     """Validate a ``progress`` flag; return it as a bool."""
-    if not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {progress!r}")
-    return bool(progress)
+    return check_bool(progress, name)
 
 
 class _NoBar:

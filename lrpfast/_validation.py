@@ -130,6 +130,13 @@ def check_real(value, name, *, low=None, high=None, low_inclusive=True,
     return v
 
 
+def check_bool(value, name):
+    """Return ``value`` as a bool; only True/False (or numpy bools) are accepted."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_int(value, name, *, low=None, high=None):
     """Validate an integer (numpy integers accepted, bools refused) in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -33,7 +33,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     raise ImportError('lrpfast.dask needs dask: pip install "lrpfast[dask]"') from None
 
-from ._validation import check_class_array
+from ._validation import check_bool, check_class_array
 from .explain import BatchExplanation
 from .network import Network
 
@@ -275,8 +275,7 @@ def importance(result, by_class=False):
     if not isinstance(result, DaskBatchExplanation):
         raise TypeError("result must be a DaskBatchExplanation (from "
                         f"lrpfast.dask.explain_batch), got {type(result).__name__}")
-    if not isinstance(by_class, (bool, np.bool_)):
-        raise TypeError(f"by_class must be True or False, got {by_class!r}")
+    by_class = check_bool(by_class, "by_class")
     rel = result.relevance
     shape = rel.shape[1:]
     if not by_class:

@@ -19,8 +19,8 @@ import numpy as np
 
 from . import reference
 from ._progress import check_progress, progress_bar
-from ._validation import (as_float_array, check_choice, check_class, check_class_array,
-                          check_int)
+from ._validation import (as_float_array, check_bool, check_choice, check_class,
+                          check_class_array, check_int)
 from .layers import ACT_CODES, ACTIVATIONS
 from .network import Network
 from ._dispatch import kernels as _kernels
@@ -246,8 +246,7 @@ class BatchExplanation:
         >>> b = lf.explain_batch(net, X)                    # doctest: +SKIP
         >>> order = np.argsort(-b.importance().ravel())     # most important first
         """
-        if not isinstance(by_class, (bool, np.bool_)):
-            raise TypeError(f"by_class must be True or False, got {by_class!r}")
+        by_class = check_bool(by_class, "by_class")
         mag = np.abs(self.relevance.astype(np.float64, copy=False))
         if not by_class:
             return mag.mean(axis=0)
@@ -319,7 +318,7 @@ def explain(net, x, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
         forced_class, "forced_class", net.n_outputs)
     n_threads = _check_threads(n_threads)
     seed = _check_seed(net, output_relevance, forced, None)
-    layers = _check_layers(layers)
+    layers = check_bool(layers, "layers")
     if rules.checks_input:
         for r in rules:
             r.check_input(net, A, "x")
@@ -401,7 +400,7 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
     B = arr.shape[0]
     forced = check_class_array(forced_class, "forced_class", B, net.n_outputs)
     seed = _check_seed(net, output_relevance, forced, B)
-    layers = _check_layers(layers)
+    layers = check_bool(layers, "layers")
     if rules.checks_input:
         for r in rules:
             r.check_input(net, arr, "X")
@@ -454,8 +453,7 @@ def _check_common(net, rule, eps, gamma, alpha, absorb_bias, backend):
         raise TypeError(f"net must be a lrpfast Network, got {type(net).__name__}")
     if backend not in BACKENDS:
         check_choice(backend, "backend", BACKENDS)
-    if not isinstance(absorb_bias, (bool, np.bool_)):
-        raise TypeError(f"absorb_bias must be True or False, got {absorb_bias!r}")
+    absorb_bias = check_bool(absorb_bias, "absorb_bias")
     rules = resolve_rules(rule, net._n_dense, eps=eps, gamma=gamma, alpha=alpha, net=net)
     if net._lrp_blocker is not None:
         k, layer = net._lrp_blocker
@@ -491,12 +489,6 @@ def _check_seed(net, output_relevance, forced, B):
         raise TypeError("output_relevance must hold numbers, got booleans (True/False); "
                         "give the relevance as floats (1.0, 0.0)")
     return as_float_array(output_relevance, "output_relevance", net.dtype, copy=True)
-
-
-def _check_layers(layers):
-    if not isinstance(layers, (bool, np.bool_)):
-        raise TypeError(f"layers must be True or False, got {layers!r}")
-    return bool(layers)
 
 
 def _check_probe(net, x):

@@ -32,7 +32,7 @@ import warnings
 
 import numpy as np
 
-from ._validation import as_float_array, check_int, check_real
+from ._validation import as_float_array, check_bool, check_int, check_real
 from .explain import BatchExplanation, Explanation, explain
 
 __all__ = ["flip_curves", "heatmap", "importance", "rule_contrast"]
@@ -403,8 +403,7 @@ def rule_contrast(net, x, rules=("epsilon", "gamma", "alpha-beta"), *, shared_sc
     _, _, colors = _mpl()
     clip = _check_clip(clip)
     top = check_int(top, "top", low=1)
-    if not isinstance(shared_scale, (bool, np.bool_)):
-        raise TypeError(f"shared_scale must be True or False, got {shared_scale!r}")
+    shared_scale = check_bool(shared_scale, "shared_scale")
     _check_figure_args(None, fig)
     items = _rule_items(rules)
     exps = [explain(net, x, rule=r, **explain_kwargs) for _, r in items]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._progress import check_progress, progress_bar
-from ._validation import check_int, check_real
+from ._validation import check_bool, check_int, check_real
 from .layers import (DERIVATIVES, Activation, Affine, Dense, Dropout, Identity,
                      LayerNorm, SoftMax)
 
@@ -248,12 +248,6 @@ def _check_seed(seed):
     return np.random.default_rng(int(seed))
 
 
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
 # ---------------------------------------------------------------------------
 # Public API.
 # ---------------------------------------------------------------------------
@@ -318,7 +312,7 @@ class Trainer:
         self.momentum = check_real(momentum, "momentum", low=0.0)
         if self.momentum >= 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        self.shuffle = _check_bool(shuffle, "shuffle")
+        self.shuffle = check_bool(shuffle, "shuffle")
         self.rng = _check_seed(seed)
         self.history = History()
         self._velocity = [{name: np.zeros_like(p) for name, p in layer.params().items()}
@@ -433,7 +427,7 @@ def train(net, X, y, *, epochs, batch_size=24, lr=0.01, momentum=0.9, seed=None,
     trainer = Trainer(net, batch_size=batch_size, lr=lr, momentum=momentum,
                       seed=seed, shuffle=shuffle)
     epochs = check_int(epochs, "epochs", low=1)
-    verbose = _check_bool(verbose, "verbose")
+    verbose = check_bool(verbose, "verbose")
     A, yv = _check_data(net, X, y)
     with progress_bar(check_progress(progress), epochs, "train", "epoch") as bar:
         for n in range(1, epochs + 1):
