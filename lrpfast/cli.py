@@ -39,7 +39,6 @@ returns the exit code; the console script ``lrpfast`` and
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
 import sys
@@ -53,7 +52,7 @@ from ._validation import check_class, check_int, check_real
 from .explain import explain, explain_batch
 from .layers import Dense, SoftMax
 from .network import Network, load
-from .rules import NAMED, RULES, make_rule
+from .rules import DEFAULTS as RULE_DEFAULTS, NAMED, RULES, check_params, make_rule
 from .composites import COMPOSITES, Composite, composite, needs_bounds
 from .report import (RAMP, WIDTH, ascii_probe, bucket_map, check_conservation,
                      format_position, render_report, sign_map, top_positions)
@@ -588,11 +587,11 @@ def _add_evaluate_parser(sub):
                     help="use the first N rows of DATA only")
     ev.add_argument("--seed", type=int, default=0,
                     help="seed of the random order (default: 0)")
-    ev.add_argument("--eps", type=float, default=1e-2, metavar="E",
+    ev.add_argument("--eps", type=float, default=RULE_DEFAULTS["eps"], metavar="E",
                     help="epsilon/gamma stabiliser, > 0 (default: 0.01)")
-    ev.add_argument("--gamma", type=float, default=0.25, metavar="G",
+    ev.add_argument("--gamma", type=float, default=RULE_DEFAULTS["gamma"], metavar="G",
                     help="gamma of the gamma rule, >= 0 (default: 0.25)")
-    ev.add_argument("--alpha", type=float, default=2.0, metavar="A",
+    ev.add_argument("--alpha", type=float, default=RULE_DEFAULTS["alpha"], metavar="A",
                     help="alpha of the alpha-beta rule, >= 1 (default: 2)")
     ev.add_argument("--low", type=float, default=None, metavar="L",
                     help="lower z-box bound of every input (z-box, epsilon-gamma-box)")
@@ -640,6 +639,7 @@ def _cmd_evaluate(args):
     if args.max_rows is not None:
         data = data[:args.max_rows]
     params = dict(eps=args.eps, gamma=args.gamma, alpha=args.alpha)
+    check_params(params, prefix="--")       # before any rule is built from them
     rules = [_named_rule(r, args, net, params, "--rules") for r in rules]
     try:
         cmp = compare_rules(net, data, rules, eps=args.eps, gamma=args.gamma,
@@ -652,8 +652,7 @@ def _cmd_evaluate(args):
         msg = str(exc)
         for py, opt in (("features_per_step", "--features-per-step"),
                         ("region", "--region"), ("baseline", "--baseline"),
-                        ("rule:", "--rules:"), ("rule ", "--rules "), ("eps", "--eps"),
-                        ("gamma ", "--gamma "), ("alpha", "--alpha")):
+                        ("rule:", "--rules:"), ("rule ", "--rules ")):
             if msg.startswith(py):
                 msg = opt + msg[len(py):]
                 break
@@ -686,25 +685,19 @@ def _cmd_demo(args):
 
 
 #: Defaults of the rule options of ``lrpfast explain`` (those of lrpfast.explain).
-RULE_DEFAULTS = {"eps": 1e-2, "gamma": 0.25, "alpha": 2.0}
-_RULE_CHECKS = {"eps": dict(low=0.0, low_inclusive=False), "gamma": dict(low=0.0),
-                "alpha": dict(low=1.0)}
 
 
 def _rule_options(rule):
     """The options among ``RULE_DEFAULTS`` that the rule named ``rule`` reads.
 
-    Asked of the rule object (its ``uses()`` when it has one, else its
-    dataclass fields: ``Gamma(gamma, eps)`` reads --gamma and --eps), so new
-    rules need no entry here; None when the name makes no single rule.
+    Asked of the rule object (``Rule.uses()``), so new rules need no entry
+    here; None when the name makes no single rule.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")      # only asking, not explaining
             obj = make_rule(rule, **RULE_DEFAULTS)
-        uses = getattr(obj, "uses", None)
-        names = set(uses()) if callable(uses) else {
-            f.name for f in dataclasses.fields(obj)}
+        names = set(obj.uses())
     except (TypeError, ValueError):
         return None
     return [name for name in RULE_DEFAULTS if name in names]
@@ -714,9 +707,8 @@ def _rule_params(args):
     """Validated keyword arguments for the rule; warns about unused options."""
     given = {name: getattr(args, name) for name in RULE_DEFAULTS
              if getattr(args, name) is not None}
-    for name, value in given.items():
-        # Validate with the option names, so messages speak the CLI's language.
-        check_real(value, f"--{name}", **_RULE_CHECKS[name])
+    # Validate with the option names, so messages speak the CLI's language.
+    check_params(given, prefix="--")
     used = _rule_options(args.rule)
     if used is None:
         return given
@@ -814,8 +806,7 @@ def _named_rule(name, args, net, params, option):
     if not args.low < args.high:
         raise ValueError(f"--low must be < --high, got {args.low:g} and {args.high:g}")
     if name in COMPOSITES:
-        return composite(name, low=args.low, high=args.high,
-                         **{k: v for k, v in params.items() if v is not None})
+        return composite(name, low=args.low, high=args.high, **params)
     return [RULES[name](args.low, args.high)] + ["epsilon"] * (net._n_dense - 1)
 
 

@@ -36,6 +36,16 @@ CODE_ZBOX = 5           # p1 = eps
 # The keywords of explain() that parameterise a rule given by name, and their
 # defaults (a value that differs from its default and that no rule uses warns).
 DEFAULTS = {"eps": 1e-2, "gamma": 0.25, "alpha": 2.0}
+# Their ranges (keywords of check_real).
+RANGES = {"eps": dict(low=0.0, low_inclusive=False), "gamma": dict(low=0.0),
+          "alpha": dict(low=1.0)}
+
+
+def check_params(params, prefix=""):
+    """Validate ``eps``/``gamma``/``alpha`` values of ``params`` (a dict) against
+    :data:`RANGES`; errors name them as ``prefix + name`` (the CLI: ``--eps``)."""
+    for key, value in params.items():
+        check_real(value, prefix + key, **RANGES[key])
 
 
 def _positive(value, name):
@@ -86,7 +96,7 @@ class Rule:
 
     def uses(self):
         """The explain keywords this rule object took (for the unused-parameter warning)."""
-        return ()
+        return self.by_name or ()
 
     def allowed_shares(self, absorb_bias):
         """The shares of the conservation verdict this rule object may use."""
@@ -142,9 +152,6 @@ class Epsilon(Rule):
     def reference(self, A, W, b, R, absorb_bias):
         return reference.epsilon(A, W, b, R, self.eps, absorb_bias)
 
-    def uses(self):
-        return ("eps",)
-
 
 @dataclass(frozen=True)
 class Gamma(Rule):
@@ -182,9 +189,6 @@ class Gamma(Rule):
 
     def reference(self, A, W, b, R, absorb_bias):
         return reference.gamma(A, W, b, R, self.gamma, self.eps, absorb_bias)
-
-    def uses(self):
-        return ("gamma", "eps")
 
 
 @dataclass(frozen=True)
@@ -236,9 +240,6 @@ class AlphaBeta(Rule):
 
     def reference(self, A, W, b, R, absorb_bias):
         return reference.alpha_beta(A, W, b, R, self.alpha, absorb_bias, eps=self.eps)
-
-    def uses(self):
-        return ("alpha",)
 
 
 @dataclass(frozen=True)
@@ -375,9 +376,6 @@ class GeneralizedGamma(Rule):
 
     def reference(self, A, W, b, R, absorb_bias):
         return reference.gamma_generalized(A, W, b, R, self.gamma, self.eps, absorb_bias)
-
-    def uses(self):
-        return ("gamma", "eps")
 
 
 @dataclass(frozen=True, eq=False)
@@ -567,11 +565,9 @@ def resolve_rules(rule, n_dense, *, eps=1e-2, gamma=0.25, alpha=2.0, net=None):
 
 
 def _resolve(rule, n_dense, eps, gamma, alpha):
-    check_real(eps, "eps", low=0.0, low_inclusive=False)
-    check_real(gamma, "gamma", low=0.0)
-    check_real(alpha, "alpha", low=1.0)
-    from .composites import COMPOSITES, Composite, composite
     given = dict(eps=eps, gamma=gamma, alpha=alpha)
+    check_params(given)
+    from .composites import COMPOSITES, Composite, composite
     name = None
     used = set()          # the keywords of explain that reached a rule
     if isinstance(rule, str) and rule in COMPOSITES:
