@@ -465,15 +465,13 @@ def test_ignored_option_is_still_validated(demo, probe_file):
 def test_python_warnings_become_one_stderr_line(monkeypatch, capsys, demo, probe_file):
     import warnings
 
-    import lrpfast.report as report
-
-    real = report.lrp_report
+    real = cli.render_report
 
     def warning_report(*a, **k):
         warnings.warn("something odd\n   over two lines", RuntimeWarning)
         return real(*a, **k)
 
-    monkeypatch.setattr(report, "lrp_report", warning_report)
+    monkeypatch.setattr(cli, "render_report", warning_report)
     assert cli.main(["explain", str(demo.model), str(probe_file)]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("LRPReport")

@@ -139,8 +139,8 @@ def test_demo_faithfulness_row():
 def test_demo_faithfulness_is_morf_aopc():
     net = lf.Network(lf.datasets.SHAPE, [lf.Dense(16, "relu"), lf.Dense(2), lf.SoftMax()],
                      seed=0)
-    got = cli._faithfulness(net, np.random.default_rng(4), ("epsilon", "gamma"))
     X = lf.datasets.blobs(200, cli.DEMO_NOISE, seed=np.random.default_rng(4))[0]
+    got = cli._faithfulness(net, X, ("epsilon", "gamma"))
     cmp = evaluate.compare_rules(net, X, ["epsilon", "gamma"])
     assert list(got) == cmp.labels
     for lab in cmp.labels:
