@@ -19,7 +19,7 @@ import zipfile
 import numpy as np
 
 from ._progress import progress_bar
-from ._validation import check_int
+from ._validation import check_int, check_out_file
 from .explain import _chunk_size, explain_batch
 
 __all__ = ["explain_file", "format_summary"]
@@ -61,11 +61,7 @@ def explain_file(net, data, out, *, chunk_size=None, progress=False, name="DATA"
     ext = os.path.splitext(out)[1].lower()
     if ext not in (".npy", ".npz"):
         raise ValueError(f"--out must end with .npy or .npz, got {out!r}")
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"--out: no such folder: {folder!r}")
-    if os.path.isdir(out):
-        raise IsADirectoryError(f"--out: {out!r} is a folder, not a file")
+    folder = check_out_file(out, "--out")
     if data.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers (int or float), got dtype {data.dtype}")
     if data.ndim != len(net.input_shape) + 1 or data.shape[1:] != net.input_shape:

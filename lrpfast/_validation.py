@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import numpy as np
 
@@ -128,6 +129,17 @@ def check_real(value, name, *, low=None, high=None, low_inclusive=True,
             what = " and ".join(parts)
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return v
+
+
+def check_out_file(path, name):
+    """The folder of an output file ``path``; refuse a missing folder or a folder
+    given as the file (FileNotFoundError / IsADirectoryError naming ``name``)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{name}: no such folder: {folder!r}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{name}: {path!r} is a folder, not a file")
+    return folder
 
 
 def check_bool(value, name):

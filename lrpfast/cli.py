@@ -48,7 +48,7 @@ import warnings
 import numpy as np
 
 from . import datasets
-from ._validation import check_class, check_int, check_real
+from ._validation import check_class, check_int, check_out_file, check_real
 from .explain import explain, explain_batch
 from .layers import Dense, SoftMax
 from .network import Network, load
@@ -424,11 +424,7 @@ def _png_target(path, option):
     from . import plot
 
     plot.require()
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{option}: no such folder: {folder!r}")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{option}: {path!r} is a folder, not a file")
+    check_out_file(path, option)
 
 
 # ---------------------------------------------------------------------------
@@ -657,12 +653,7 @@ def _cmd_demo(args):
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     if args.save is not None:
-        # Fail before training, not after.
-        folder = os.path.dirname(os.path.abspath(args.save))
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(f"--save: no such folder: {folder!r}")
-        if os.path.isdir(args.save):
-            raise IsADirectoryError(f"--save: {args.save!r} is a folder, not a file")
+        check_out_file(args.save, "--save")       # fail before training, not after
     if args.png is not None:
         from . import plot
 
