@@ -12,7 +12,6 @@ error or Ctrl-C leaves no partial file behind.
 from __future__ import annotations
 
 import os
-import secrets
 import time
 import zipfile
 
@@ -21,6 +20,7 @@ import numpy as np
 from ._progress import progress_bar
 from ._validation import check_int, check_out_file
 from .explain import _chunk_size, explain_batch
+from .network import fresh_temp
 
 __all__ = ["explain_file", "format_summary"]
 
@@ -188,13 +188,9 @@ def _first_bad_row(chunk):
 
 
 def _temp(folder, suffix, temps):
-    """A fresh, empty file beside the target (so the final rename is atomic)."""
-    while True:
-        path = os.path.join(folder, f".lrpfast-{secrets.token_hex(8)}{suffix}.tmp")
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        os.close(fd)
-        temps.append(path)
-        return path
+    """A fresh, empty file beside the target (so the final rename is atomic),
+    listed in ``temps`` for removal on failure."""
+    fd, path = fresh_temp(folder, suffix)
+    os.close(fd)
+    temps.append(path)
+    return path

@@ -171,16 +171,7 @@ class Network:
         for i, layer in enumerate(self.layers):
             for pname, arr in layer.params().items():
                 arrays[f"layer{i}.{pname}"] = arr
-        folder = os.path.dirname(os.path.abspath(path))
-        # A fresh name beside the target (so the rename is atomic), created
-        # with mode 0o666 so the umask applies as for any new file.
-        while True:
-            tmp = os.path.join(folder, f".lrpfast-{secrets.token_hex(8)}.npz.tmp")
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-                break
-            except FileExistsError:
-                continue
+        fd, tmp = fresh_temp(os.path.dirname(os.path.abspath(path)), ".npz")
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, **arrays)
@@ -195,6 +186,20 @@ class Network:
     def __repr__(self):
         inner = ", ".join(layer.describe() for layer in self.layers)
         return f"Network(input_shape={self.input_shape}, [{inner}], dtype={self.dtype.name})"
+
+
+def fresh_temp(folder, suffix):
+    """``(fd, path)`` of a new, empty file in ``folder``, named to be renamed
+    onto the target later (a rename within one folder is atomic).
+
+    Created with mode 0o666, so the umask applies as for any new file.
+    """
+    while True:
+        path = os.path.join(folder, f".lrpfast-{secrets.token_hex(8)}{suffix}.tmp")
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
+        except FileExistsError:
+            continue
 
 
 def load(path):
