@@ -37,7 +37,7 @@ from . import _flip
 from ._progress import check_progress, progress_bar
 from ._validation import (as_float_array, check_choice, check_class_array,
                           check_int)
-from .explain import BatchExplanation, _logit_layer, explain_batch
+from .explain import BatchExplanation, _head_end, _logit_layer, explain_batch
 from .layers import ACTIVATIONS
 from .network import Network
 
@@ -356,11 +356,8 @@ class _Engine:
         self.width = max([l.n_out for l in layers] + [net.n_inputs])
         # How the probability is read: from the network's own head, or by
         # applying softmax/sigmoid to the outputs.
-        last = layers[-1]
-        k_last = len(layers)
-        while k_last > 0 and layers[k_last - 1]._op == "alias":
-            k_last -= 1
-        head = layers[k_last - 1] if k_last else None
+        k_head = _head_end(layers)
+        head = layers[k_head - 1] if k_head else None
         if self.k_logit < len(layers):
             self.prob = "output"                        # SoftMax / Sigmoid layer
         elif head is not None and getattr(head, "activation", None) == "sigmoid":
@@ -369,7 +366,6 @@ class _Engine:
             self.prob = "sigmoid"
         else:
             self.prob = "softmax"
-        del last
 
     def curves(self, X, base, forder, bounds, target):
         """``(curves (b, T+1), target (b,))`` for the probes ``X`` (b, n)."""

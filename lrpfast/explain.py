@@ -592,6 +592,15 @@ def _cache(net):
     return entry[1]
 
 
+def _head_end(layers):
+    """k such that ``layers[k - 1]`` is the head: the last layer that is not
+    an Identity, Dropout or Flatten (0 when there is none)."""
+    k = len(layers)
+    while k > 0 and layers[k - 1]._op == "alias":
+        k -= 1
+    return k
+
+
 def _logit_layer(layers):
     """k such that the logits are a_k.
 
@@ -599,9 +608,7 @@ def _logit_layer(layers):
     the head of a binary or multi-label classifier), else the output.
     Identity, Dropout and Flatten after the head are looked through.
     """
-    k = len(layers)
-    while k > 0 and layers[k - 1]._op == "alias":
-        k -= 1
+    k = _head_end(layers)
     if k > 0:
         last = layers[k - 1]
         if last.kind == "softmax" or (
