@@ -32,48 +32,23 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, fields
 
-from ._validation import check_real
-from .rules import (DEFAULTS, RULES, AlphaBeta, Epsilon, Flat, GeneralizedGamma, WSquare, ZBox,
-                    ZPlus)
+from .rules import DEFAULTS, RULES, ZBox, check_params, make_rule
 
-
-def _eps(p):
-    return Epsilon(eps=p["eps"])
-
-
-def _zplus(p):
-    return ZPlus()
-
-
-def _flat(p):
-    return Flat()
-
-
-def _ab(p):
-    return AlphaBeta(alpha=p["alpha"])
-
-
-def _ggamma(p):
-    return GeneralizedGamma(gamma=p["gamma"], eps=p["eps"])
-
-
-def _zbox(p):
-    return ZBox(p["low"], p["high"])
-
-
-def _wsq(p):
-    return WSquare()
-
-
-# name -> (first, middle, last, keywords used, needs bounds)
+# name -> the rule names of its (first, middle, last) Dense layers
 COMPOSITES = {
-    "epsilon-plus": (_zplus, _zplus, _eps, ("eps",), False),
-    "epsilon-plus-flat": (_flat, _zplus, _eps, ("eps",), False),
-    "epsilon-gamma-box": (_zbox, _ggamma, _eps, ("eps", "gamma"), True),
-    "epsilon-alpha2-beta1": (_ab, _ab, _eps, ("eps", "alpha"), False),
-    "epsilon-alpha2-beta1-flat": (_flat, _ab, _eps, ("eps", "alpha"), False),
-    "epsilon-w-square": (_wsq, _eps, _eps, ("eps",), False),
+    "epsilon-plus": ("z-plus", "z-plus", "epsilon"),
+    "epsilon-plus-flat": ("flat", "z-plus", "epsilon"),
+    "epsilon-gamma-box": ("z-box", "gamma-generalized", "epsilon"),
+    "epsilon-alpha2-beta1": ("alpha-beta", "alpha-beta", "epsilon"),
+    "epsilon-alpha2-beta1-flat": ("flat", "alpha-beta", "epsilon"),
+    "epsilon-w-square": ("w-square", "epsilon", "epsilon"),
 }
+
+
+def _used(name):
+    """The explain keywords that reach a rule of composite ``name``."""
+    taken = {k for n in COMPOSITES[name] for k in (RULES[n].by_name or ())}
+    return tuple(k for k in DEFAULTS if k in taken)
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,20 +60,15 @@ class Composite:
     used: tuple             # explain keywords the composite passes on
     _box: object = None     # the ZBox of epsilon-gamma-box
 
-    def _p(self):
-        p = dict(self.params)
-        if self._box is not None:
-            p.update(low=self._box.low, high=self._box.high)
-        return p
-
     def rules(self, n_dense):
-        """One rule per Dense layer, input side first."""
-        first, middle, last, _, _ = COMPOSITES[self.name]
-        p = self._p()
+        """One rule per Dense layer, input side first, each built as ``explain``
+        builds that rule by name (the z-box from the composite's bounds)."""
+        first, middle, last = COMPOSITES[self.name]
+        p = dict(self.params)
         out = []
         for k in range(n_dense):
-            make = first if k == 0 else last if k == n_dense - 1 else middle
-            out.append(self._box if make is _zbox else make(p))
+            name = first if k == 0 else last if k == n_dense - 1 else middle
+            out.append(self._box if name == "z-box" else make_rule(name, **p))
         return out
 
     def _key(self):
@@ -151,12 +121,10 @@ def composite(name, *, eps=1e-2, gamma=0.25, alpha=2.0, low=None, high=None, _wa
         raise ValueError(
             f"composite name must be one of {', '.join(repr(c) for c in COMPOSITES)}; "
             f"got {name!r}")
-    params = dict(eps=check_real(eps, "eps", low=0.0, low_inclusive=False),
-                  gamma=check_real(gamma, "gamma", low=0.0),
-                  alpha=check_real(alpha, "alpha", low=1.0))
-    _, _, _, used, needs_box = COMPOSITES[name]
+    params = check_params(dict(eps=eps, gamma=gamma, alpha=alpha))
+    used = _used(name)
     box = None
-    if needs_box:
+    if needs_bounds(name):
         missing = [k for k, v in (("low", low), ("high", high)) if v is None]
         if missing:
             raise ValueError(
@@ -182,6 +150,6 @@ def needs_bounds(name):
     False for an unknown name.
     """
     if name in COMPOSITES:
-        return COMPOSITES[name][4]
+        return "z-box" in COMPOSITES[name]
     cls = RULES.get(name)
     return cls is not None and {"low", "high"} <= {f.name for f in fields(cls)}

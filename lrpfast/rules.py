@@ -43,9 +43,10 @@ RANGES = {"eps": dict(low=0.0, low_inclusive=False), "gamma": dict(low=0.0),
 
 def check_params(params, prefix=""):
     """Validate ``eps``/``gamma``/``alpha`` values of ``params`` (a dict) against
-    :data:`RANGES`; errors name them as ``prefix + name`` (the CLI: ``--eps``)."""
-    for key, value in params.items():
-        check_real(value, prefix + key, **RANGES[key])
+    :data:`RANGES`; errors name them as ``prefix + name`` (the CLI: ``--eps``).
+    Returns the values as checked (floats)."""
+    return {key: check_real(value, prefix + key, **RANGES[key])
+            for key, value in params.items()}
 
 
 def _positive(value, name):
