@@ -476,10 +476,10 @@ class ZBox(Rule):
                     f"{tuple(net.input_shape)}, got shape {v.shape}")
 
     def check_input(self, net, A, what):
-        from .report import format_position
         low, high = self.bounds(A.shape[1], A.dtype)
         bad = (A < low) | (A > high)
         if bad.any():
+            from .report import format_position     # only to word the error
             flat = int(np.argmax(bad.ravel()))
             r, i = divmod(flat, A.shape[1])
             row = f"probe {r}, " if what == "X" else ""
@@ -559,9 +559,9 @@ def resolve_rules(rule, n_dense, *, eps=1e-2, gamma=0.25, alpha=2.0, net=None):
             f"{key}={dict(eps=eps, gamma=gamma, alpha=alpha)[key]!r} is not used by "
             f"the rule(s) {rules.label}; it has no effect", UserWarning, stacklevel=4)
     if net is not None and rules.needs_check:
+        one = rules.name or len(set(rules)) == 1     # the error names "rule" itself
         for k, r in enumerate(rules):
-            r.check_layer(net, k, "rule" if rules.name or len(set(rules)) == 1
-                          else f"rule[{k}]")
+            r.check_layer(net, k, "rule" if one else f"rule[{k}]")
     return rules
 
 
