@@ -12,17 +12,10 @@ from __future__ import annotations
 import shutil
 import sys
 
-from ._validation import check_bool
-
-__all__ = ["check_progress", "progress_bar"]
+__all__ = ["progress_bar"]
 
 #: Widest bar drawn, so that it fits the 100-column terminal of the reports.
 MAX_COLUMNS = 100
-
-
-def check_progress(progress, name="progress"):
-    """Validate a ``progress`` flag; return it as a bool."""
-    return check_bool(progress, name)
 
 
 class _NoBar:
@@ -41,21 +34,19 @@ class _NoBar:
         pass
 
 
-def progress_bar(enabled, total, desc, unit, file=None):
+def progress_bar(enabled, total, desc, unit):
     """A tqdm bar on stderr when ``enabled``, else an object that does nothing.
 
     Parameters
     ----------
     enabled : bool
-        Already validated (see :func:`check_progress`).
+        Already validated (``_validation.check_bool``).
     total : int
         Units of work (rows, epochs).
     desc : str
         Label in front of the bar, e.g. ``"explain"``.
     unit : str
         Name of one unit, e.g. ``"row"``.
-    file : file-like, optional
-        Where to draw (default ``sys.stderr``).
 
     Returns
     -------
@@ -77,5 +68,5 @@ def progress_bar(enabled, total, desc, unit, file=None):
     # At most MAX_COLUMNS wide (narrower on a narrow terminal); mininterval:
     # redraw at most 10 times a second whatever the chunk rate.
     width = min(MAX_COLUMNS, shutil.get_terminal_size((MAX_COLUMNS, 24)).columns)
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr if file is None else file,
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr,
                 ncols=width, mininterval=0.1, leave=True, unit_scale=total >= 10_000)

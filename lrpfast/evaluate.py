@@ -34,8 +34,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import _flip
-from ._progress import check_progress, progress_bar
-from ._validation import (as_float_array, check_choice, check_class_array,
+from ._progress import progress_bar
+from ._validation import (as_float_array, check_bool, check_choice, check_class_array,
                           check_int)
 from .explain import BatchExplanation, _head_end, _logit_layer, explain_batch
 from .layers import ACTIVATIONS
@@ -227,7 +227,7 @@ def pixel_flipping(net, X, relevance, *, order="morf", features_per_step=1, step
     tiles = _tiles(region, net.input_shape)
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", low=1)
-    progress = check_progress(progress)
+    progress = check_bool(progress, "progress")
 
     # Units are what a step removes: features, or tiles of features.
     n_units, per_unit = (n, 1) if tiles is None else tiles.shape

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import reference
-from ._progress import check_progress, progress_bar
+from ._progress import progress_bar
 from ._validation import (as_float_array, check_bool, check_choice, check_class,
                           check_class_array, check_int)
 from .layers import ACT_CODES, ACTIVATIONS
@@ -406,7 +406,7 @@ def explain_batch(net, X, rule="epsilon", *, eps=1e-2, gamma=0.25, alpha=2.0,
             r.check_input(net, arr, "X")
     blas_limit = None if n_threads is None else check_int(n_threads, "n_threads", low=1)
     chunk_size = _chunk_size(net, chunk_size)
-    bar = progress_bar(check_progress(progress), B, "explain", "row")
+    bar = progress_bar(check_bool(progress, "progress"), B, "explain", "row")
     # The results are written chunk by chunk into arrays made once, so the
     # memory beyond them is one chunk's work.
     res = _WalkResult(np.empty((B, net.n_inputs), net.dtype), np.empty(B, np.int64),

@@ -450,9 +450,6 @@ class Affine(Layer):
     def _forward(self, A):
         return A * self._scale + self._shift
 
-    def get_config(self):
-        return {"name": self.name}
-
     def params(self):
         return {"scale": self._scale, "shift": self._shift}
 
@@ -461,9 +458,6 @@ class Affine(Layer):
             raise ValueError(f"{self.name} needs scale and shift, got {sorted(params)}")
         self.scale = params["scale"]
         self.shift = params["shift"]
-
-    def describe(self):
-        return "Affine"
 
 
 # Layer kinds by the name stored in model files.

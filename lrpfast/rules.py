@@ -508,11 +508,6 @@ RULES = {cls.name: cls for cls in (Epsilon, Gamma, AlphaBeta, ZPlus, WSquare, Fl
 NAMED = tuple(name for name, cls in RULES.items() if cls.by_name is not None)
 
 
-def rule_class(name):
-    """The rule class registered under ``name``, or None."""
-    return RULES.get(name)
-
-
 def make_rule(rule, *, eps=1e-2, gamma=0.25, alpha=2.0, name="rule"):
     """A :class:`Rule` from a rule object or a rule name plus parameters."""
     if isinstance(rule, Rule):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._progress import check_progress, progress_bar
+from ._progress import progress_bar
 from ._validation import check_bool, check_int, check_real
 from .layers import (DERIVATIVES, Activation, Affine, Dense, Dropout, Identity,
                      LayerNorm, SoftMax)
@@ -429,7 +429,7 @@ def train(net, X, y, *, epochs, batch_size=24, lr=0.01, momentum=0.9, seed=None,
     epochs = check_int(epochs, "epochs", low=1)
     verbose = check_bool(verbose, "verbose")
     A, yv = _check_data(net, X, y)
-    with progress_bar(check_progress(progress), epochs, "train", "epoch") as bar:
+    with progress_bar(check_bool(progress, "progress"), epochs, "train", "epoch") as bar:
         for n in range(1, epochs + 1):
             loss, acc = trainer._epoch(A, yv)
             if verbose:
