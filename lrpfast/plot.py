@@ -34,6 +34,7 @@ import numpy as np
 
 from ._validation import as_float_array, check_bool, check_int, check_real
 from .explain import BatchExplanation, Explanation, explain
+from .report import format_position, rank_by_magnitude
 
 __all__ = ["flip_curves", "heatmap", "importance", "rule_contrast"]
 
@@ -178,22 +179,12 @@ def _style_image_axes(ax, shape2d):
     ax.set_ylabel("y (row)")
 
 
-def _top_order(values, top):
-    """Indices of the ``top`` largest ``|v|``, ties to the lower index (as the report)."""
-    v = np.asarray(values, dtype=np.float64).ravel()
-    return np.argsort(-np.abs(v), kind="stable")[:min(top, v.size)]
-
-
 def _position_names(shape, feature_names):
-    """One label per flat position: the feature names, ``feature i`` or ``[i, j, ...]``."""
+    """One label per flat position: the feature names, or as the report prints
+    positions (``feature i``, ``[i, j, ...]``)."""
     if feature_names is not None:
         return feature_names
-    n = math.prod(shape)
-    if len(shape) == 1:
-        return [f"feature {i}" for i in range(n)]
-    # the report's NumPy index: probe[i, j, ...]
-    return ["[" + ", ".join(str(int(i)) for i in np.unravel_index(f, shape)) + "]"
-            for f in range(n)]
+    return [format_position(f, shape) for f in range(math.prod(shape))]
 
 
 def _sign_colours(cmap, values):
@@ -290,7 +281,7 @@ def heatmap(e, *, probe=None, cmap="bwr", clip=None, feature_names=None, top=20,
                           "to their full length (clip saturates the colours of image "
                           "panels)", UserWarning, stacklevel=2)
         names = _check_names(feature_names, R.size, shape)
-        order = _top_order(R, top)
+        order = rank_by_magnitude(R, top)
         fig, (bax,) = _axes_grid(1, 1, ax=axes, fig=fig,
                                  panel=(6.0, 0.8 + 0.28 * len(order)))
         _bars(bax, R, order, _position_names(shape, names), cm,
@@ -423,7 +414,7 @@ def rule_contrast(net, x, rules=("epsilon", "gamma", "alpha-beta"), *, shared_sc
     n = len(exps)
     if len(shape) not in (2, 3):
         names = _position_names(shape, _check_names(feature_names, R[0].size, shape))
-        order = _top_order(np.max(np.abs(np.stack(R)), axis=0), top)
+        order = rank_by_magnitude(np.max(np.abs(np.stack(R)), axis=0), top)
         fig, panels = _axes_grid(n, n, ax=None, fig=fig,
                                  panel=(4.2, 0.8 + 0.28 * len(order)))
         for k, (ax, r, e, lab) in enumerate(zip(panels, R, exps, labels)):
@@ -550,7 +541,7 @@ def importance(b, feature_names=None, top=20, *, class_names=None, fig=None):
     ms = _symmetric_max(signed, None)
     if len(shape) not in (2, 3):
         names = _position_names(shape, _check_names(feature_names, mean_abs.size, shape))
-        order = _top_order(mean_abs, top)
+        order = rank_by_magnitude(mean_abs, top)
         T = len(order)
         Figure, _, _ = _mpl()
         if fig is None:

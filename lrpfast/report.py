@@ -124,6 +124,13 @@ def _position_label(input_shape):
         len(input_shape), f"positions [{_index_letters(len(input_shape))}]")
 
 
+def rank_by_magnitude(values, top):
+    """Flat indices of the ``top`` largest ``|v|``, ties to the lower index."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    # A stable sort of -|v| keeps equal |v| in increasing flat order.
+    return np.argsort(-np.abs(v), kind="stable")[:top]
+
+
 def top_positions(relevance, top_k):
     """The ``top_k`` entries of largest ``|R|``; ties go to the lower flat index.
 
@@ -141,8 +148,7 @@ def top_positions(relevance, top_k):
     """
     top_k = check_int(top_k, "top_k", low=1)
     r = np.asarray(relevance, dtype=np.float64).ravel()
-    # A stable sort of -|R| keeps equal |R| in increasing flat order.
-    order = np.argsort(-np.abs(r), kind="stable")[:top_k]
+    order = rank_by_magnitude(r, top_k)
     total = np.abs(r).sum()
     return [(int(i), float(r[i]), float(abs(r[i]) / total) if total > 0 else 0.0)
             for i in order]
