@@ -18,7 +18,8 @@ import zipfile
 import numpy as np
 
 from ._progress import progress_bar
-from ._validation import check_int, check_out_file
+from ._validation import (check_batch_layout, check_int, check_out_file,
+                          first_non_finite_row)
 from .explain import _chunk_size, explain_batch
 from .network import fresh_temp
 
@@ -62,14 +63,8 @@ def explain_file(net, data, out, *, chunk_size=None, progress=False, name="DATA"
     if ext not in (".npy", ".npz"):
         raise ValueError(f"--out must end with .npy or .npz, got {out!r}")
     folder = check_out_file(out, "--out")
-    if data.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers (int or float), got dtype {data.dtype}")
-    if data.ndim != len(net.input_shape) + 1 or data.shape[1:] != net.input_shape:
-        raise ValueError(f"{name} must have shape (B, {', '.join(map(str, net.input_shape))}), "
-                         f"got {data.shape}")
+    check_batch_layout(name, data.dtype, data.shape, net.input_shape)
     B = data.shape[0]
-    if B == 0:
-        raise ValueError(f"{name} is an empty batch of shape {data.shape}")
     # Default: explain_batch's own chunk (about 16 MB of activations), so that
     # one read, one explain_batch chunk and one write make up the memory.
     rows = _chunk_size(net, None) if chunk_size is None \
@@ -98,10 +93,10 @@ def explain_file(net, data, out, *, chunk_size=None, progress=False, name="DATA"
                 try:
                     b = explain_batch(net, chunk, **kwargs)
                 except ValueError:
-                    bad = _first_bad_row(chunk)
-                    if bad is None:
+                    found = first_non_finite_row(chunk)
+                    if found is None:
                         raise
-                    kind = "NaN" if np.isnan(chunk[bad]).any() else "Inf"
+                    bad, kind = found
                     raise ValueError(f"{name} row {lo + bad} contains {kind}; all values "
                                      "must be finite") from None
                 del chunk
@@ -177,14 +172,6 @@ def _write_rows(path, offset, dtype, trailing, lo, hi, values):
                   shape=(hi - lo,) + trailing)
     m[...] = values.reshape((hi - lo,) + trailing)
     del m       # unmapped; the pages reach the disk with the final fsync
-
-
-def _first_bad_row(chunk):
-    arr = np.asarray(chunk)
-    if arr.dtype.kind != "f":
-        return None
-    bad = np.flatnonzero(~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1))
-    return int(bad[0]) if bad.size else None
 
 
 def _temp(folder, suffix, temps):

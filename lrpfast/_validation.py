@@ -72,6 +72,31 @@ def as_float_array(value, name, dtype, *, shape=None, ndim=None, copy=False,
     return out
 
 
+def check_batch_layout(name, dtype, shape, input_shape):
+    """Refuse a batch (a file or a lazy array, checked without reading it) that
+    is not real-valued, not of shape ``(B, *input_shape)`` or empty."""
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers (int or float), got dtype {dtype}")
+    if len(shape) != len(input_shape) + 1 or tuple(shape[1:]) != tuple(input_shape):
+        raise ValueError(f"{name} must have shape (B, {', '.join(map(str, input_shape))}), "
+                         f"got {shape}")
+    if shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch of shape {shape}")
+
+
+def first_non_finite_row(x):
+    """``(row, "NaN" or "Inf")`` of the first row of the batch ``x`` that holds a
+    non-finite value, or None (always None for integer data)."""
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        return None
+    rows = np.flatnonzero(~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1))
+    if not rows.size:
+        return None
+    r = int(rows[0])
+    return r, "NaN" if np.isnan(x[r]).any() else "Inf"
+
+
 def _refuse_non_finite(arr, out, name, dtype, batch_ndim):
     """Raise the ValueError for a non-finite ``out``, naming the first bad value."""
     nan = np.isnan(out)

@@ -33,7 +33,8 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     raise ImportError('lrpfast.dask needs dask: pip install "lrpfast[dask]"') from None
 
-from ._validation import check_bool, check_class_array
+from ._validation import (check_batch_layout, check_bool, check_class_array,
+                          first_non_finite_row)
 from .explain import BatchExplanation
 from .network import Network
 
@@ -342,13 +343,9 @@ def _blas_is_threaded():
 
 def _refuse_non_finite_rows(x, start):
     """Raise a ValueError naming the first non-finite row of X, if there is one."""
-    if x.dtype.kind != "f":
-        return
-    bad = ~np.isfinite(x.reshape(x.shape[0], -1))
-    rows = np.flatnonzero(bad.any(axis=1))
-    if rows.size:
-        r = int(rows[0])
-        kind = "NaN" if np.isnan(x[r]).any() else "Inf"
+    found = first_non_finite_row(x)
+    if found is not None:
+        r, kind = found
         raise ValueError(f"X contains {kind} in row {start + r} (the first bad row of the "
                          f"block of rows {start} to {start + x.shape[0] - 1}); all values "
                          "must be finite") from None
@@ -402,17 +399,11 @@ def _check_dask_batch(net, X):
             f"X must be a dask array of shape (B, {', '.join(map(str, net.input_shape))}), "
             f"got {type(X).__name__}; wrap in-memory data with dask.array.from_array, or "
             "call lrpfast.explain_batch")
-    if X.dtype.kind not in "biuf":
-        raise TypeError(f"X must hold real numbers (int or float), got dtype {X.dtype}")
-    want = (None,) + net.input_shape
-    if X.ndim != len(want) or X.shape[1:] != net.input_shape:
-        raise ValueError(
-            f"X must have shape (B, {', '.join(map(str, net.input_shape))}), got {X.shape}")
+    # (with unknown chunk sizes B is NaN: not empty, refused just below)
+    check_batch_layout("X", X.dtype, X.shape, net.input_shape)
     if any(math.isnan(c) for c in X.chunks[0]):
         raise ValueError("X has unknown chunk sizes along axis 0; call "
                          "X.compute_chunk_sizes() first")
-    if X.shape[0] == 0:
-        raise ValueError(f"X is an empty batch of shape {X.shape}")
     return X
 
 
