@@ -167,6 +167,14 @@ def check_out_file(path, name):
     return folder
 
 
+def check_rng(seed, name="seed", *, allow_none=True):
+    """A ``numpy.random.Generator`` from ``seed``: a Generator (returned as it
+    is), an int >= 0, or (with ``allow_none``) None for fresh entropy."""
+    if isinstance(seed, np.random.Generator) or (seed is None and allow_none):
+        return np.random.default_rng(seed)
+    return np.random.default_rng(check_int(seed, name, low=0))
+
+
 def check_bool(value, name):
     """Return ``value`` as a bool; only True/False (or numpy bools) are accepted."""
     if not isinstance(value, (bool, np.bool_)):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_int, check_real
+from ._validation import check_int, check_real, check_rng
 
 __all__ = ["SHAPE", "BLOB", "blob_mask", "blob_positions", "blobs"]
 
@@ -93,10 +93,7 @@ def blobs(n, noise, seed=None, cls=None):
     noise = check_real(noise, "noise", low=0.0)
     if cls is not None:
         cls = _check_cls(cls)
-    if seed is None or isinstance(seed, np.random.Generator):
-        rng = np.random.default_rng(seed)
-    else:
-        rng = np.random.default_rng(check_int(seed, "seed", low=0))
+    rng = check_rng(seed)
     if cls is None:
         y = rng.permutation(np.arange(n) % 2).astype(np.int64)
     else:

@@ -36,7 +36,7 @@ import numpy as np
 from . import _flip
 from ._progress import progress_bar
 from ._validation import (as_float_array, check_bool, check_choice, check_class_array,
-                          check_int)
+                          check_int, check_rng)
 from .explain import BatchExplanation, _head_end, _logit_layer, explain_batch
 from .layers import ACTIVATIONS
 from .network import Network
@@ -223,7 +223,7 @@ def pixel_flipping(net, X, relevance, *, order="morf", features_per_step=1, step
     tgt = check_class_array(target, "target", B, net.n_outputs)
     if tgt is None:
         tgt = expl_target
-    rng = _check_seed(seed)
+    rng = check_rng(seed, allow_none=False)
     tiles = _tiles(region, net.input_shape)
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", low=1)
@@ -290,12 +290,6 @@ def _check_baseline(baseline, net, A):
             f"baseline must be a number, 'mean' or an array of the input shape "
             f"{net.input_shape}, got an array of shape {arr.shape}")
     return arr.reshape(n)
-
-
-def _check_seed(seed):
-    if isinstance(seed, np.random.Generator):
-        return seed
-    return np.random.default_rng(check_int(seed, "seed", low=0))
 
 
 def _tiles(region, input_shape):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._progress import progress_bar
-from ._validation import check_bool, check_int, check_real
+from ._validation import check_bool, check_int, check_real, check_rng
 from .layers import (DERIVATIVES, Activation, Affine, Dense, Dropout, Identity,
                      LayerNorm, SoftMax)
 
@@ -241,13 +241,6 @@ def _check_data(net, X, y):
     return A, yarr.astype(np.int64)
 
 
-def _check_seed(seed):
-    if seed is None or isinstance(seed, np.random.Generator):
-        return np.random.default_rng(seed)
-    check_int(seed, "seed", low=0)
-    return np.random.default_rng(int(seed))
-
-
 # ---------------------------------------------------------------------------
 # Public API.
 # ---------------------------------------------------------------------------
@@ -313,7 +306,7 @@ class Trainer:
         if self.momentum >= 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.shuffle = check_bool(shuffle, "shuffle")
-        self.rng = _check_seed(seed)
+        self.rng = check_rng(seed)
         self.history = History()
         self._velocity = [{name: np.zeros_like(p) for name, p in layer.params().items()}
                           for layer in net.layers]
